@@ -1,0 +1,5 @@
+"""`python -m conrdata ...` is the `conrdata` CLI."""
+
+from conrdata.cli import main
+
+main()

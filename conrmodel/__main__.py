@@ -1,0 +1,5 @@
+"""`python -m conrmodel ...` (what torchrun launches) is the `conrmodel` CLI."""
+
+from conrmodel.cli import main
+
+main()
