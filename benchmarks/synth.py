@@ -1,0 +1,257 @@
+"""Synthesis speed: (UDP + RGBA) pairs per second, ours vs pyrender's OffscreenRenderer, same run.
+
+For each test character (procedural characters) and resolution (256, 512 px) both
+sides do the same per-pair work a synthesis job does: take a pose, skin the mesh
+(the same numpy FK + LBS), place a camera, and produce a colour image and a UDP.
+
+- ours: :class:`conrdata.render.gl_rasterizer.GLRasterizer`, one pass, float32 UDP + RGBA8 +
+  depth read back.
+- baseline: pyrender as a pyrender user would do it: one OffscreenRenderer; per pose a new
+  textured pyrender.Mesh (one primitive per material) for the colour pass and a new mesh
+  with the UDP landmarks as vertex colours rendered FLAT for the UDP pass (8-bit,
+  multisampled - which is exactly why we do not use it for UDP).
+
+Each side runs in its own fresh process (one GL context, like one worker), so the peak
+resident memory reported is per worker. Prints one JSON object.
+
+    python benchmarks/synth.py [--pairs 40] [--characters 2] [--sizes 256,512] [--no-baseline]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import multiprocessing
+import os
+import platform
+import resource
+import sys
+import time
+
+os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
+
+
+def _poses(rig, count, seed):
+    from conrdata.poses import poses_for_rig, sample_poses
+
+    lib = sample_poses(count, seed, rig)
+    return poses_for_rig(rig, lib)
+
+
+def _cameras(rig, local, trans, size, seed):
+    import numpy as np
+
+    from conrdata.render.camera import random_camera
+    from conrdata.rig import pose_vertices
+
+    rng = np.random.default_rng(seed)
+    return [random_camera(rng, pose_vertices(rig, q, t), width=size, height=size)
+            for q, t in zip(local, trans)]
+
+
+def run_ours(char_seed: int, size: int, pairs: int, warmup: int, anime: bool = False) -> dict:
+    from conrdata.procedural import build_character
+    from conrdata.render.gl_rasterizer import GLRasterizer
+    from conrdata.render.scene import Shading, bind_landmarks, mesh_from_rig
+
+    rig = build_character(char_seed)
+    local, trans = _poses(rig, pairs + warmup, 1)
+    cams = _cameras(rig, local, trans, size, 2)
+    landmarks = bind_landmarks(rig)
+    shading = Shading(cel=anime, outline=anime)
+    raster = GLRasterizer(size, size)
+    fg = 0
+    for i in range(warmup):
+        raster.render(mesh_from_rig(rig, local[i], trans[i], landmarks=landmarks, key="c"), cams[i], shading)
+    start = time.perf_counter()
+    for i in range(warmup, warmup + pairs):
+        mesh = mesh_from_rig(rig, local[i], trans[i], landmarks=landmarks, key="c")
+        res = raster.render(mesh, cams[i], shading, depth=False)
+        fg += int(res.udp[..., 3].sum())
+    seconds = time.perf_counter() - start
+    raster.close()
+    return {"pairs_per_s": pairs / seconds, "seconds": seconds, "mean_foreground_px": fg / pairs,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "triangles": int(len(rig.faces)), "vertices": int(len(rig.vertices))}
+
+
+def run_pyrender(char_seed: int, size: int, pairs: int, warmup: int) -> dict:
+    import numpy as np
+    import pyrender
+    import trimesh
+    from PIL import Image
+
+    from conrdata.procedural import build_character
+    from conrdata.render.scene import bind_landmarks
+    from conrdata.rig import pose_vertices
+
+    rig = build_character(char_seed)
+    local, trans = _poses(rig, pairs + warmup, 1)
+    cams = _cameras(rig, local, trans, size, 2)
+    landmarks = bind_landmarks(rig)
+    renderer = pyrender.OffscreenRenderer(size, size)
+    materials = []
+    for mat in rig.materials:
+        tex = None if mat.texture is None else Image.fromarray(mat.texture)
+        materials.append((mat, tex))
+
+    def one_pair(i):
+        verts = pose_vertices(rig, local[i], trans[i])
+        cam = cams[i]
+        pcam = pyrender.PerspectiveCamera(yfov=cam.yfov, aspectRatio=1.0, znear=cam.znear, zfar=cam.zfar)
+        # Colour pass: one textured primitive per material, unlit (flat).
+        colour = pyrender.Scene(bg_color=[0, 0, 0, 0], ambient_light=[1, 1, 1])
+        for m, (mat, tex) in enumerate(materials):
+            faces = rig.faces[rig.face_material == m]
+            if not len(faces):
+                continue
+            visual = trimesh.visual.TextureVisuals(uv=rig.uvs * [1, -1] + [0, 1], image=tex) if tex else None
+            tm = trimesh.Trimesh(verts, faces, visual=visual, process=False)
+            pm = pyrender.MetallicRoughnessMaterial(baseColorFactor=mat.base_color, baseColorTexture=None,
+                                                    doubleSided=mat.double_sided,
+                                                    alphaMode=mat.alpha_mode, alphaCutoff=mat.alpha_cutoff)
+            mesh = pyrender.Mesh.from_trimesh(tm, material=pm if tex is None else None, smooth=False)
+            colour.add(mesh)
+        colour.add(pcam, pose=cam.cam_to_world)
+        rgba, _ = renderer.render(colour, flags=pyrender.RenderFlags.FLAT | pyrender.RenderFlags.RGBA)
+        # UDP pass: landmarks as vertex colours, flat, 8-bit.
+        udp_scene = pyrender.Scene(bg_color=[0, 0, 0, 0], ambient_light=[1, 1, 1])
+        colours = np.concatenate(
+            [(landmarks * 255).astype(np.uint8), np.full((len(verts), 1), 255, np.uint8)], axis=1)
+        tm = trimesh.Trimesh(verts, rig.faces, vertex_colors=colours, process=False)
+        udp_scene.add(pyrender.Mesh.from_trimesh(tm, smooth=False))
+        udp_scene.add(pcam, pose=cam.cam_to_world)
+        udp, depth = renderer.render(udp_scene, flags=pyrender.RenderFlags.FLAT | pyrender.RenderFlags.RGBA)
+        return rgba, udp, depth
+
+    for i in range(warmup):
+        one_pair(i)
+    start = time.perf_counter()
+    for i in range(warmup, warmup + pairs):
+        one_pair(i)
+    seconds = time.perf_counter() - start
+    renderer.delete()
+    return {"pairs_per_s": pairs / seconds, "seconds": seconds,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def _child(conn, fn_name, args):
+    try:
+        conn.send(("ok", globals()[fn_name](*args)))
+    except Exception as err:  # report, do not hang the parent
+        conn.send(("error", f"{type(err).__name__}: {err}"))
+    conn.close()
+
+
+def in_fresh_process(fn_name: str, *args) -> dict:
+    ctx = multiprocessing.get_context("spawn")
+    parent, child = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_child, args=(child, fn_name, args))
+    proc.start()
+    status, value = parent.recv()
+    proc.join()
+    if status != "ok":
+        return {"error": value}
+    return value
+
+
+def run_job(size: int, characters: int, poses: int) -> dict:
+    """The whole job, inline engine: convert-free run_synth over procedural characters, with PNG and
+    UDP encoding and shard writing included (what `conrdata synth --workers 1` sustains)."""
+    import tempfile
+    from pathlib import Path
+
+    from conrdata.character_io import save_character
+    from conrdata.procedural import build_character
+    from conrdata.synth import SynthConfig, run_synth
+
+    with tempfile.TemporaryDirectory() as tmp:
+        chars = []
+        for c in range(characters):
+            path = save_character(build_character(c), Path(tmp) / f"c{c}.npz")
+            chars.append((f"c{c}", path))
+        cfg = SynthConfig(poses_per_character=poses, views=2, resolution=size, images_per_clip=4)
+        report = run_synth(chars, Path(tmp) / "out", cfg, progress=False)
+        shard_bytes = sum(p.stat().st_size for p in (Path(tmp) / "out" / "shards").glob("*.tar"))
+    return {"images_per_s": report.images_per_second, "images": report.images_written,
+            "render_share": report.render_seconds / report.seconds,
+            "bytes_per_image": shard_bytes / report.images_written,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def _best(runs: list[dict]) -> dict:
+    ok = [r for r in runs if "pairs_per_s" in r or "images_per_s" in r]
+    if not ok:
+        return runs[-1]
+    key = "pairs_per_s" if "pairs_per_s" in ok[0] else "images_per_s"
+    best = dict(max(ok, key=lambda r: r[key]))
+    best["rounds"] = [round(r[key], 2) for r in ok]
+    return best
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--pairs", type=int, default=40)
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--characters", type=int, default=2)
+    ap.add_argument("--sizes", default="256,512")
+    ap.add_argument("--rounds", type=int, default=2, help="alternating rounds; the best of each side counts")
+    ap.add_argument("--no-baseline", action="store_true")
+    ap.add_argument("--no-job", action="store_true")
+    args = ap.parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split(",")]
+    out = {"benchmark": "synth", "python": platform.python_version(), "cpus": os.cpu_count(),
+           "pairs_per_measurement": args.pairs, "rounds": args.rounds,
+           "note": "pairs/s = one (UDP float32, RGBA8) pair incl. posing (FK+LBS) and camera; best of the "
+                   "alternating rounds; each side in a fresh process (one GL context = one worker); "
+                   "ours_matched = unlit textured colour + UDP (the baseline's work), ours_anime adds cel "
+                   "shading and the outline hull.",
+           "results": []}
+    ratios, anime_ratios = [], []
+    for c in range(args.characters):
+        for size in sizes:
+            row = {"character": f"procedural-{c}", "size": size}
+            runs = {"ours_matched": [], "ours_anime": [], "pyrender": []}
+            work = (c, size, args.pairs, args.warmup)
+            for _ in range(args.rounds):
+                runs["ours_matched"].append(in_fresh_process("run_ours", *work, False))
+                runs["ours_anime"].append(in_fresh_process("run_ours", *work, True))
+                if not args.no_baseline:
+                    runs["pyrender"].append(in_fresh_process("run_pyrender", *work))
+            for side, rs in runs.items():
+                if rs:
+                    row[side] = _best(rs)
+            base = row.get("pyrender", {}).get("pairs_per_s")
+            if base:
+                for side, acc in (("ours_matched", ratios), ("ours_anime", anime_ratios)):
+                    if "pairs_per_s" in row[side]:
+                        row[f"speedup_{side[5:]}"] = row[side]["pairs_per_s"] / base
+                        acc.append(row[f"speedup_{side[5:]}"])
+            out["results"].append(row)
+            print(f"{row['character']} {size}px done", file=sys.stderr)
+    if ratios:
+        out["speedup_matched_min"] = min(ratios)
+        out["speedup_matched_geomean"] = math.prod(ratios) ** (1 / len(ratios))
+        out["speedup_anime_min"] = min(anime_ratios) if anime_ratios else None
+        out["goal_5x_met"] = min(ratios) >= 5.0
+    if not args.no_job:
+        out["job_256px_inline"] = in_fresh_process("run_job", 256, args.characters, 8)
+    _round_floats(out)
+    print(json.dumps(out, indent=2))
+
+
+def _round_floats(obj):
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            if isinstance(v, float):
+                obj[k] = round(v, 3)
+            else:
+                _round_floats(v)
+    elif isinstance(obj, list):
+        for v in obj:
+            _round_floats(v)
+
+
+if __name__ == "__main__":
+    main()

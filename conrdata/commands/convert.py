@@ -1,0 +1,59 @@
+"""`conrdata convert`: model files -> canonical A-pose characters and characters.parquet."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from conrdata.errors import EXIT_USER_ERROR, UserError
+
+
+@click.command("convert")
+@click.argument("meshes_dir", type=click.Path(path_type=Path))
+@click.argument("characters_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--workers", "-j", default=max(1, min(4, os.cpu_count() or 1)), show_default=True,
+              type=click.IntRange(1, 256), help="Parallel worker processes.")
+@click.option("--strict", is_flag=True, help="Exit with code 2 if any file was skipped.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def command(meshes_dir: Path, characters_dir: Path, workers: int, strict: bool, quiet: bool) -> None:
+    """Convert every VRM / glTF / GLB / PMX / PMD under MESHES_DIR into canonical rigs.
+
+    Each model is read, turned to face +Z, posed into the canonical A-pose
+    (arms 45 degrees down, legs vertical, feet on y = 0, hips at x = z = 0),
+    re-bound so that this A-pose is its bind pose, and written as
+    CHARACTERS_DIR/<id>.npz; CHARACTERS_DIR/characters.parquet lists them
+    (id, source, format, sha256, counts, humanoid bones, licence, warnings).
+    Files already converted (same sha256) are skipped; broken files are
+    skipped with their reason in CHARACTERS_DIR/convert_report.json.
+
+    Exit code 0 when at least one character is available, 2 when none is,
+    or with --strict when any file was skipped.
+
+    \b
+    Example:
+      conrdata make-character --count 3 meshes/
+      conrdata convert meshes/ characters/ --workers 2
+    """
+    from conrdata.convert import REPORT, convert_folder, find_models
+
+    if not meshes_dir.is_dir():
+        raise UserError("meshes folder not found", meshes_dir)
+    if not find_models(meshes_dir):
+        raise UserError("no VRM/glTF/GLB/PMX/PMD files found", meshes_dir)
+    report = convert_folder(meshes_dir, characters_dir, workers=workers, strict=strict, progress=not quiet)
+    click.echo(report.summary())
+    for skip in report.skipped[:20]:
+        click.echo(f"  skipped: {skip['reason']}", err=True)
+    if len(report.skipped) > 20:
+        click.echo(f"  ... and {len(report.skipped) - 20} more (see {characters_dir / REPORT})", err=True)
+    warned = [r for r in report.converted if r["warnings"]]
+    if warned:
+        click.echo(f"{len(warned)} converted with warnings (see the manifest's 'warnings' column)")
+    if not report.ok:
+        click.echo("error: no character could be converted", err=True)
+        raise SystemExit(EXIT_USER_ERROR)
+    if strict and report.skipped:
+        click.echo(f"error: --strict and {len(report.skipped)} file(s) skipped", err=True)
+        raise SystemExit(EXIT_USER_ERROR)

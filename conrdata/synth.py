@@ -1,0 +1,442 @@
+"""The synthesis job: characters -> poses -> views -> one raster pass -> clips in shards.
+
+Shape of the job (img2dataset style: a reader makes tasks, workers render, one writer writes):
+
+- **Tasks.** For each character (sorted by id) the job takes ``P`` poses (seeded samples
+  from :func:`conrdata.poses.sample_poses`, or ``P`` distinct poses drawn from a pose
+  library) and renders each pose from ``V`` random views. Images are grouped into clips of
+  up to ``K`` images of one character with distinct poses: clip ``v{VV}-p{NNNN}`` holds
+  poses ``NNNN .. NNNN+K-1``, each seen from its own view number ``VV``. One task = one clip.
+- **Seeds.** Every random choice is derived from the job seed and names, never from the
+  order of execution: the poses of a character from (seed, character id), the camera of an
+  image from (seed, character id, pose index, view index). So the output does not depend on
+  the number of workers, the engine, or on which clips a resumed run still has to do.
+- **Workers** (:func:`render_clip`) keep one :class:`~conrdata.render.gl_rasterizer.GLRasterizer`
+  per process and a small cache of loaded characters and their poses.
+- **Writer.** Results come back in task order and go through
+  :class:`conrdata.dataset.DatasetWriter`; a rerun skips clips already in finished shards.
+  Same inputs and seed -> byte-identical shards.
+- **Bad input** never stops the job: a mesh that fails to convert or a character that
+  fails to load or render is skipped, and the reason goes to the report
+  (``OUT/synth_report.json``) and the printed summary.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import traceback
+from collections import OrderedDict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from conrdata.errors import UserError
+
+REPORT_NAME = "synth_report.json"
+PROJECTION_CHOICES = ("perspective", "orthographic", "mixed")
+# Config fields that change what a clip contains: a rerun into the same OUT must keep them.
+_CONTENT_FIELDS = ("poses_per_character", "views", "resolution", "seed", "images_per_clip", "projection",
+                   "yaw_range", "pitch_range", "yfov_range", "margin", "cel", "outline", "outline_width",
+                   "poses_path")
+
+
+@dataclass
+class SynthConfig:
+    """What to render. Angles in degrees; ``margin`` is the fraction of the half-image kept free
+    around the character; ``outline_width`` is a fraction of the character's height."""
+
+    poses_per_character: int = 16
+    views: int = 4
+    resolution: int = 512
+    seed: int = 0
+    images_per_clip: int = 4
+    projection: str = "perspective"
+    yaw_range: tuple[float, float] = (0.0, 360.0)
+    pitch_range: tuple[float, float] = (-10.0, 30.0)
+    yfov_range: tuple[float, float] = (20.0, 40.0)
+    margin: float = 0.08
+    cel: bool = True
+    outline: bool = True
+    outline_width: float = 0.003
+    poses_path: str | None = None
+    max_shard_bytes: int = 1 << 30
+    max_shard_clips: int = 1000
+
+    def __post_init__(self) -> None:
+        if self.poses_per_character < 1 or self.views < 1 or self.images_per_clip < 1:
+            raise UserError("poses per character, views and images per clip must all be >= 1")
+        if self.resolution < 8 or self.resolution > 8192:
+            raise UserError(f"resolution must be in 8..8192, got {self.resolution}")
+        if self.projection not in PROJECTION_CHOICES:
+            raise UserError(f"projection must be one of {', '.join(PROJECTION_CHOICES)}")
+        self.yaw_range = tuple(map(float, self.yaw_range))
+        self.pitch_range = tuple(map(float, self.pitch_range))
+        self.yfov_range = tuple(map(float, self.yfov_range))
+
+    def content(self) -> dict:
+        d = asdict(self)
+        return {k: (list(d[k]) if isinstance(d[k], tuple) else d[k]) for k in _CONTENT_FIELDS}
+
+    def shading(self):
+        from conrdata.render.scene import Shading
+
+        return Shading(cel=self.cel, outline=self.outline, outline_width=self.outline_width)
+
+
+def derive_seed(*parts) -> int:
+    """A 63-bit seed from names and numbers (stable across runs, platforms and processes)."""
+    digest = hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+@dataclass(frozen=True)
+class ClipTask:
+    """One clip to render: poses ``pose_indices`` (into the character's pose set) from view ``view``."""
+
+    character_id: str
+    character_path: str
+    clip_id: str
+    pose_indices: tuple[int, ...]
+    view: int
+    config: SynthConfig
+
+
+@dataclass
+class ClipOutcome:
+    """What a worker sends back: the clip, or the reason it could not be made."""
+
+    task: ClipTask
+    clip: object | None = None
+    info: dict = field(default_factory=dict)
+    error: str | None = None
+    seconds: float = 0.0
+
+
+@dataclass
+class SynthReport:
+    characters: int = 0
+    clips_written: int = 0
+    images_written: int = 0
+    clips_already_done: int = 0
+    skipped: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+    render_seconds: float = 0.0
+    engine: str = ""
+    workers: int = 1
+
+    @property
+    def images_per_second(self) -> float:
+        return self.images_written / self.seconds if self.seconds > 0 else 0.0
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["images_per_second"] = round(self.images_per_second, 3)
+        return d
+
+    def summary(self) -> str:
+        lines = [
+            f"synthesized {self.images_written} images in {self.clips_written} clips of {self.characters} "
+            f"characters in {self.seconds:.1f} s ({self.images_per_second:.2f} images/s, "
+            f"engine {self.engine}, {self.workers} worker{'s' if self.workers != 1 else ''})",
+        ]
+        if self.clips_already_done:
+            lines.append(f"{self.clips_already_done} clips were already in the output (resumed)")
+        if self.skipped:
+            lines.append(f"skipped {len(self.skipped)} item(s):")
+            for s in self.skipped:
+                clips = f" ({s['clips']} clips)" if s.get("clips") else ""
+                lines.append(f"  {s['item']}: {s['reason']}{clips}")
+        return "\n".join(lines)
+
+
+# --- tasks ---------------------------------------------------------------------------------------
+
+
+def clip_plan(num_poses: int, config: SynthConfig) -> list[tuple[str, tuple[int, ...], int]]:
+    """(clip id, pose indices, view) for one character with ``num_poses`` poses."""
+    k = config.images_per_clip
+    plan = []
+    for v in range(config.views):
+        for start in range(0, num_poses, k):
+            plan.append((f"v{v:02d}-p{start:04d}", tuple(range(start, min(start + k, num_poses))), v))
+    return plan
+
+
+def make_tasks(characters: list[tuple[str, Path]], config: SynthConfig, num_poses: int) -> list[ClipTask]:
+    tasks = []
+    for cid, path in sorted(characters, key=lambda c: c[0]):
+        for clip_id, poses, view in clip_plan(num_poses, config):
+            tasks.append(ClipTask(cid, str(path), clip_id, poses, view, config))
+    return tasks
+
+
+# --- worker --------------------------------------------------------------------------------------
+
+_WORKER: dict = {"raster": None, "characters": OrderedDict(), "libraries": {}}
+_CHARACTER_CACHE = 4
+
+
+def _rasterizer(size: int):
+    from conrdata.render.gl_rasterizer import GLRasterizer
+
+    r = _WORKER["raster"]
+    if r is None or r.width != size:
+        if r is not None:
+            r.close()
+        r = _WORKER["raster"] = GLRasterizer(size, size)
+    return r
+
+
+def _pose_library(path: str):
+    from conrdata.poses import load_pose_library
+
+    lib = _WORKER["libraries"].get(path)
+    if lib is None:
+        lib = _WORKER["libraries"][path] = load_pose_library(path)
+    return lib
+
+
+def character_poses(rig, character_id: str, config: SynthConfig):
+    """The character's pose set: (local rotations (P, B, 4), root translations (P, 3), pose ids)."""
+    from conrdata.poses import poses_for_rig, sample_poses
+
+    if config.poses_path:
+        lib = _pose_library(config.poses_path)
+        rng = np.random.default_rng(derive_seed(config.seed, "pose-choice", character_id))
+        count = min(config.poses_per_character, len(lib))
+        chosen = rng.choice(len(lib), size=count, replace=False)
+    else:
+        lib = sample_poses(config.poses_per_character, derive_seed(config.seed, "poses", character_id), rig)
+        chosen = np.arange(len(lib))
+    local, trans = poses_for_rig(rig, lib, chosen)
+    return local, trans, [lib.pose_ids[i] for i in chosen]
+
+
+def _character(task: ClipTask):
+    from conrdata.character_io import load_character
+    from conrdata.render.scene import bind_landmarks
+
+    cache: OrderedDict = _WORKER["characters"]
+    key = (task.character_id, task.character_path, json.dumps(task.config.content(), sort_keys=True))
+    entry = cache.get(key)
+    if entry is None:
+        rig = load_character(task.character_path)
+        local, trans, pose_ids = character_poses(rig, task.character_id, task.config)
+        entry = cache[key] = (rig, bind_landmarks(rig), local, trans, pose_ids)
+        while len(cache) > _CHARACTER_CACHE:
+            cache.popitem(last=False)
+    cache.move_to_end(key)
+    return entry
+
+
+def render_view(rig, landmarks, rotations, translation, rng, config: SynthConfig, raster, key=None):
+    """Pose, frame and render one image. Returns (RenderResult, Camera, view dict)."""
+    from conrdata.render.camera import frame_points, random_view
+    from conrdata.render.scene import mesh_from_rig
+
+    mesh = mesh_from_rig(rig, rotations, translation, landmarks=landmarks, key=key)
+    view = random_view(rng, config.yaw_range, config.pitch_range, config.yfov_range)
+    ortho_draw = float(rng.random())
+    projection = config.projection
+    if projection == "mixed":
+        projection = "orthographic" if ortho_draw < 0.5 else "perspective"
+    camera = frame_points(mesh.positions, view["yaw"], view["pitch"], width=config.resolution,
+                          height=config.resolution, projection=projection, yfov_deg=view["yfov"],
+                          margin=config.margin)
+    view["projection"] = projection
+    return raster.render(mesh, camera, config.shading()), camera, view
+
+
+def render_clip(task: ClipTask) -> ClipOutcome:
+    """Worker entry point: render one clip. Never raises; failures come back as ``error``."""
+    from conrdata.dataset import Clip, ClipImage
+
+    start = time.perf_counter()
+    cfg = task.config
+    try:
+        rig, landmarks, local, trans, pose_ids = _character(task)
+        raster = _rasterizer(cfg.resolution)
+        images = []
+        for p in task.pose_indices:
+            rng = np.random.default_rng(derive_seed(cfg.seed, "view", task.character_id, p, task.view))
+            res, camera, view = render_view(rig, landmarks, local[p], trans[p], rng, cfg, raster,
+                                            key=task.character_id)
+            view.update(pose_index=int(p), view_index=int(task.view))
+            images.append(ClipImage(rgba=res.rgba, udp=res.udp, pose_id=pose_ids[p], view=view,
+                                    camera=camera.to_dict(), source=f"synth:{_source_name(rig, task)}"))
+        clip = Clip(task.character_id, task.clip_id, images,
+                    meta={"generator": "conrdata synth", "seed": cfg.seed, "resolution": cfg.resolution,
+                          "shading": asdict(cfg.shading()), "height_m": round(rig.height(), 6)})
+        return ClipOutcome(task, clip, _character_info(rig, task), None, time.perf_counter() - start)
+    except UserError as err:
+        return ClipOutcome(task, None, {}, str(err), time.perf_counter() - start)
+    except Exception as err:  # a bug or an unreadable file: report it, keep the job going
+        where = traceback.extract_tb(err.__traceback__)[-1]
+        reason = f"{type(err).__name__}: {err} (at {Path(where.filename).name}:{where.lineno})"
+        return ClipOutcome(task, None, {}, reason, time.perf_counter() - start)
+
+
+def _source_name(rig, task: ClipTask) -> str:
+    src = rig.meta.get("source") or rig.meta.get("source_path") or task.character_path
+    return Path(str(src)).name
+
+
+def _character_info(rig, task: ClipTask) -> dict:
+    info = {"source": _source_name(rig, task), "height_m": round(rig.height(), 6)}
+    for k in ("format", "licence", "sha256"):
+        if k in rig.meta:
+            v = rig.meta[k]
+            info[k] = v if isinstance(v, str | int | float) else json.dumps(v, sort_keys=True, default=str)
+    return info
+
+
+# --- the job -------------------------------------------------------------------------------------
+
+
+def _count_poses(config: SynthConfig) -> int:
+    if config.poses_path:
+        from conrdata.poses import load_pose_library
+
+        n = len(load_pose_library(config.poses_path))
+        if n == 0:
+            raise UserError("pose library holds no poses", config.poses_path)
+        return min(config.poses_per_character, n)
+    return config.poses_per_character
+
+
+def run_synth(
+    characters: list[tuple[str, Path]],
+    out_dir: str | Path,
+    config: SynthConfig,
+    engine=None,
+    *,
+    progress: bool = True,
+    skipped: list[dict] | None = None,
+) -> SynthReport:
+    """Render every clip of ``characters`` ((id, character file) pairs) into ``out_dir``.
+
+    ``engine`` is from :func:`conrdata.engines.make_engine` (default: inline). ``skipped``
+    are earlier skips (e.g. from conversion) to carry into the report.
+    """
+    from tqdm import tqdm
+
+    from conrdata.dataset import DatasetWriter, clip_key
+    from conrdata.engines import InlineEngine
+
+    engine = engine or InlineEngine()
+    out_dir = Path(out_dir)
+    report = SynthReport(characters=len(characters), skipped=list(skipped or []), engine=engine.name,
+                         workers=engine.workers)
+    num_poses = _count_poses(config)
+    start = time.perf_counter()
+    _check_same_config(out_dir, config)
+    with DatasetWriter(out_dir, config.max_shard_bytes, config.max_shard_clips, seed=config.seed,
+                       metadata={"synth": config.content()}) as writer:
+        tasks = []
+        for task in make_tasks(characters, config, num_poses):
+            if writer.has_clip(clip_key(task.character_id, task.clip_id)):
+                report.clips_already_done += 1
+            else:
+                tasks.append(task)
+        failed: dict[tuple[str, str], dict] = {}
+        total = sum(len(t.pose_indices) for t in tasks)
+        with tqdm(total=total, unit="img", desc="synth", disable=not progress, dynamic_ncols=True) as bar:
+            for outcome in engine.map(render_clip, tasks):
+                task = outcome.task
+                bar.update(len(task.pose_indices))
+                if outcome.error is not None:
+                    # One entry per character and reason, counting the clips it cost.
+                    entry = failed.get((task.character_id, outcome.error))
+                    if entry is None:
+                        item = f"{task.character_id} ({Path(task.character_path).name})"
+                        entry = failed[(task.character_id, outcome.error)] = {
+                            "item": item, "reason": outcome.error, "clips": 0}
+                        report.skipped.append(entry)
+                    entry["clips"] += 1
+                    continue
+                writer.add_character(task.character_id, outcome.info)
+                writer.write(outcome.clip)
+                report.clips_written += 1
+                report.images_written += len(outcome.clip.images)
+                report.render_seconds += outcome.seconds
+    report.seconds = time.perf_counter() - start
+    _write_report(out_dir, config, report)
+    return report
+
+
+def _check_same_config(out_dir: Path, config: SynthConfig) -> None:
+    info_path = out_dir / "manifests" / "dataset.json"
+    if not info_path.exists():
+        return
+    try:
+        previous = json.loads(info_path.read_text()).get("metadata", {}).get("synth")
+    except (OSError, ValueError):
+        return
+    current = json.loads(json.dumps(config.content()))
+    if previous and previous != current:
+        changed = ", ".join(sorted(k for k in current if previous.get(k) != current[k]))
+        raise UserError(f"was synthesized with other settings ({changed}); use a new output folder", out_dir)
+
+
+def _write_report(out_dir: Path, config: SynthConfig, report: SynthReport) -> None:
+    path = out_dir / REPORT_NAME
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps({"config": asdict(config), "report": report.to_dict()}, indent=2, default=str))
+    tmp.replace(path)
+
+
+def synth_folder(
+    meshes_dir: str | Path,
+    out_dir: str | Path,
+    config: SynthConfig,
+    *,
+    characters_dir: str | Path | None = None,
+    engine_name: str = "local",
+    workers: int = 1,
+    address: str | None = None,
+    progress: bool = True,
+) -> SynthReport:
+    """``conrdata synth`` as a function: convert ``meshes_dir`` (converted characters are reused),
+    then :func:`run_synth` every character found in the characters folder."""
+    from conrdata.convert import convert_folder, list_characters
+    from conrdata.engines import make_engine
+
+    meshes_dir, out_dir = Path(meshes_dir), Path(out_dir)
+    if not meshes_dir.is_dir():
+        raise UserError("is not a folder of meshes", meshes_dir)
+    characters_dir = Path(characters_dir) if characters_dir else out_dir / "characters"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    conv = convert_folder(meshes_dir, characters_dir, workers=max(1, workers), strict=False,
+                          progress=progress)
+    skipped = []
+    for item, reason in _convert_skips(conv):
+        reason = str(reason)
+        if reason.startswith(f"{item}: "):  # convert's reasons already name the file
+            reason = reason[len(str(item)) + 2 :]
+        skipped.append({"item": str(item), "reason": reason})
+    characters = list_characters(characters_dir)
+    if not characters:
+        raise UserError("no character could be converted: " + "; ".join(s["reason"] for s in skipped[:3]),
+                        meshes_dir)
+    engine = make_engine(engine_name, workers, address)
+    try:
+        return run_synth(characters, out_dir, config, engine, progress=progress, skipped=skipped)
+    finally:
+        engine.close()
+
+
+def _convert_skips(report) -> list[tuple[str, str]]:
+    """(item, reason) pairs from a ConvertReport, whatever its exact field layout."""
+    items = getattr(report, "skipped", None) or []
+    out = []
+    for s in items:
+        if isinstance(s, dict):
+            out.append((s.get("path") or s.get("item") or s.get("file"), s.get("reason") or s.get("error")))
+        elif isinstance(s, tuple | list) and len(s) >= 2:
+            out.append((s[0], s[1]))
+        else:
+            out.append((getattr(s, "path", s), getattr(s, "reason", "")))
+    return out

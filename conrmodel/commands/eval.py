@@ -1,0 +1,67 @@
+"""`conrmodel eval`: L_photo and LPIPS of a trained run on held-out shards, for n = 1 and n = 4 views."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from conrdata.errors import UserError
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--weights",
+    required=True,
+    type=click.Path(exists=True),
+    help="Run directory (uses checkpoints/latest.pt) or a checkpoint .pt file.",
+)
+@click.option("--shards", required=True, metavar="PATTERN", help="Evaluation shards (e.g. the val split).")
+@click.option(
+    "--out", "out_dir", type=click.Path(file_okay=False), help="Output folder (default RUN_DIR/eval)."
+)
+@click.option(
+    "--lpips-weights",
+    nargs=2,
+    type=click.Path(exists=True, dir_okay=False),
+    metavar="VGG16.pth LIN.pth",
+    help="LPIPS weights: a torchvision VGG-16 state dict and the LPIPS linear layers (lpips' "
+    "weights/v0.1/vgg.pth). Without them only L_photo is reported.",
+)
+@click.option("--views", default="1,4", show_default=True, help="Comma-separated numbers of reference views.")
+@click.option("--size", type=int, help="Evaluation resolution (default: the training size).")
+@click.option("--max-clips", type=int, help="Evaluate at most this many clips.")
+@click.option("--device", default="cpu", show_default=True, help="cpu | cuda | cuda:N")
+def command(weights, shards, out_dir, lpips_weights, views, size, max_clips, device):
+    """Evaluate a trained run as in the paper's Table 1.
+
+    For each labelled clip the last image is the target and the first n images
+    in other poses are the references; prints and writes metrics-STEP.json
+    (L_photo, LPIPS per n) and grid-STEP.png (rows: references, target UDP,
+    prediction, ground truth).
+
+    \b
+    Example:
+      conrmodel eval --weights run/ --shards 'out/shards/val-{000000..000001}.tar' \\
+          --lpips-weights vgg16.pth lpips_vgg.pth
+    """
+    from conrmodel.evaluate import run_eval
+
+    try:
+        counts = tuple(int(v) for v in views.split(",") if v.strip())
+    except ValueError:
+        raise UserError(f"--views must be comma-separated integers, got {views!r}") from None
+    if not counts or min(counts) < 1:
+        raise UserError(f"--views must list numbers >= 1, got {views!r}")
+    res = run_eval(
+        weights,
+        shards,
+        out_dir,
+        lpips_weights=tuple(lpips_weights) if lpips_weights else None,
+        views=counts,
+        size=size,
+        max_clips=max_clips,
+        device=device,
+    )
+    click.echo(json.dumps({k: v for k, v in res.items() if k != "grid"}, indent=2))
+    click.echo(f"grid: {res.get('grid')}")
