@@ -16,7 +16,10 @@ images per second (matting only), the baseline's mean IoU (flood fill from the
 border within 30 RGB units of the median border colour), and review figures: an
 image is a *failure* when its IoU < --fail-iou, and *flagged* when its
 confidence < --threshold; we report how many failures were flagged (caught)
-and how many flagged images were fine (false alarms).
+and how many flagged images were fine (false alarms). Hard "stress" cases
+exercise the scores: a background in the figure's own main colour
+(camouflage), a busy scene of random blobs, and a figure cut by the frame
+(cropped); they are reported apart and count in the review figures.
 
     python benchmarks/matte.py [--count 8] [--size 256] [--sources render,drawn] [--out matte.json]
 """
@@ -92,6 +95,35 @@ def baseline_mask(rgb: np.ndarray, tol: float = 30.0) -> np.ndarray:
     return ~outside
 
 
+STRESS_KINDS = ("camouflage", "busy", "cropped")
+
+
+def stress_case(kind: str, fig: np.ndarray, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A hard composite and its figure: background in the figure's own main colour ("camouflage"),
+    a busy random-blob scene ("busy"), or the figure pushed a third out of the frame ("cropped")."""
+    rng = np.random.default_rng(seed)
+    if kind == "camouflage":
+        opaque = (fig[..., 3] == 255) & (fig[..., :3].max(-1) > 80)  # a fill colour, not the line art
+        colors, counts = np.unique(fig[opaque][:, :3] // 8 * 8, axis=0, return_counts=True)
+        main = colors[np.argmax(counts)].astype(np.int32) + 4 + rng.integers(-6, 7, 3)
+        bg = np.broadcast_to(np.clip(main, 0, 255).astype(np.uint8), (size, size, 3)).copy()
+        return composite(fig, bg), fig
+    if kind == "busy":
+        bg = np.zeros((size, size, 3), np.uint8)
+        for _ in range(40):
+            c = tuple(int(v) for v in rng.integers(0, 256, 3))
+            cv2.circle(
+                bg, tuple(int(v) for v in rng.integers(0, size, 2)), int(rng.integers(5, size // 4)), c, -1
+            )
+        return composite(fig, bg), fig
+    if kind == "cropped":
+        shifted = np.zeros_like(fig)
+        dy = size // 3
+        shifted[dy:] = fig[:-dy]
+        return composite(shifted, make_background("flat", size, seed)), shifted
+    raise ValueError(kind)
+
+
 def run(args) -> dict:
     sources: dict[str, list[np.ndarray]] = {}
     notes = {}
@@ -148,6 +180,31 @@ def run(args) -> dict:
             "mean_iou_by_source": by_source,
             "images": len(ious),
         }
+    stress = {}
+    for kind in STRESS_KINDS if args.stress else ():
+        ious, confs = [], []
+        for src, figures in sources.items():
+            for i, fig in enumerate(figures):
+                rgb, truth_fig = stress_case(kind, fig, args.size, args.seed + 17 * i)
+                res = matte_array(rgb)
+                v = iou(res.alpha >= 128, truth_fig[..., 3] >= 128)
+                ious.append(v)
+                confs.append(res.confidence)
+                cases.append(
+                    {
+                        "kind": kind,
+                        "source": src,
+                        "index": i,
+                        "iou": round(v, 4),
+                        "confidence": res.confidence,
+                        "reason": res.info["review_reason"],
+                    }
+                )
+        stress[kind] = {
+            "mean_iou": round(float(np.mean(ious)), 4),
+            "mean_confidence": round(float(np.mean(confs)), 4),
+            "images": len(ious),
+        }
     failures = [c for c in cases if c["iou"] < args.fail_iou]
     flagged = [c for c in cases if c["confidence"] < args.threshold]
     caught = [c for c in failures if c["confidence"] < args.threshold]
@@ -171,6 +228,7 @@ def run(args) -> dict:
         "sources": sorted(sources),
         "notes": notes,
         "per_kind": per_kind,
+        "stress": stress,
         "review": review,
         "goal_flat_gradient_iou_0.97": goal,
     }
@@ -185,6 +243,12 @@ def main() -> None:
     ap.add_argument("--threshold", type=float, default=0.5, help="confidence below which an image is flagged")
     ap.add_argument("--fail-iou", type=float, default=0.9, help="IoU below which a matte counts as failed")
     ap.add_argument("--out", default=None, help="also write the JSON here")
+    ap.add_argument(
+        "--no-stress",
+        dest="stress",
+        action="store_false",
+        help="skip the hard cases (camouflaged, busy, cropped) that exercise the review scores",
+    )
     args = ap.parse_args()
     result = run(args)
     text = json.dumps(result, indent=2)

@@ -225,6 +225,9 @@ def align_to_apose(rig: Rig) -> Rig:
     meta["apose_correction"] = correction
     meta["apose_translation"] = [float(x) for x in shift]
     meta["source_rotation"] = [float(x) for x in matrix_to_quat(root_turn)]
+    up_src = root_turn.T @ np.array([0.0, 1.0, 0.0])  # the source axis that became +Y
+    k = int(np.argmax(np.abs(up_src)))
+    meta["source_up_axis"] = ("+" if up_src[k] > 0 else "-") + "XYZ"[k]
     meta["height_m"] = height
     meta["apose"] = True
     return rig.replace(

@@ -97,7 +97,9 @@ class LocalEngine(InlineEngine):
 
 class RayEngine(InlineEngine):
     """Ray tasks. ``address=None`` starts (or joins) a local instance limited to ``workers`` CPUs;
-    ``address="auto"`` or ``"ray://host:10001"`` joins a running cluster."""
+    ``address="auto"`` or ``"ray://host:10001"`` joins a running cluster, whose nodes need
+    conr-toolkit installed (task arguments carry file paths: put characters and OUT on shared
+    storage). A task lost with its node fails the run with a UserError; rerunning resumes."""
 
     name = "ray"
 
@@ -115,7 +117,10 @@ class RayEngine(InlineEngine):
                 kwargs["address"] = address
             else:
                 kwargs["num_cpus"] = workers
-            ray.init(**kwargs)
+            try:
+                ray.init(**kwargs)
+            except (ConnectionError, RuntimeError, ValueError) as err:
+                raise UserError(f"cannot start or reach Ray ({err})", address) from err
             self._started = True
         cpus = int(ray.cluster_resources().get("CPU", workers))
         self.workers = max(1, cpus if address else workers)
@@ -139,12 +144,19 @@ class RayEngine(InlineEngine):
     def map(self, fn, tasks):
         remote = self._remote(fn)
         pending: collections.deque = collections.deque()
-        for task in tasks:
-            pending.append(remote.remote(task))
-            if len(pending) >= self.max_inflight:
+        try:
+            for task in tasks:
+                pending.append(remote.remote(task))
+                if len(pending) >= self.max_inflight:
+                    yield self.ray.get(pending.popleft())
+            while pending:
                 yield self.ray.get(pending.popleft())
-        while pending:
-            yield self.ray.get(pending.popleft())
+        except self.ray.exceptions.RayError as err:
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise UserError(f"a Ray task failed ({first}); rerun to resume") from err
+        finally:
+            for ref in pending:
+                self.ray.cancel(ref)
 
     def close(self) -> None:
         if self._started:

@@ -13,9 +13,10 @@ Shape of the job (img2dataset style: a reader makes tasks, workers render, one w
   the number of workers, the engine, or on which clips a resumed run still has to do.
 - **Workers** (:func:`render_clip`) keep one :class:`~conrdata.render.gl_rasterizer.GLRasterizer`
   per process and a small cache of loaded characters and their poses.
-- **Writer.** Results come back in task order and go through
-  :class:`conrdata.dataset.DatasetWriter`; a rerun skips clips already in finished shards.
-  Same inputs and seed -> byte-identical shards.
+- **Writer.** Workers also encode their clip (PNG, compressed UDP) for the character's split, so
+  the one :class:`conrdata.dataset.DatasetWriter` only appends bytes (``write_encoded``) and
+  results cross process boundaries compressed. Results come back in task order; a rerun skips
+  clips already in finished shards. Same inputs and seed -> byte-identical shards.
 - **Bad input** never stops the job: a mesh that fails to convert or a character that
   fails to load or render is skipped, and the reason goes to the report
   (``OUT/synth_report.json``) and the printed summary.
@@ -102,14 +103,18 @@ class ClipTask:
     pose_indices: tuple[int, ...]
     view: int
     config: SynthConfig
+    split: str = "train"
+    udp_codec: str = "zlib"
 
 
 @dataclass
 class ClipOutcome:
-    """What a worker sends back: the clip, or the reason it could not be made."""
+    """What a worker sends back: the clip encoded for the writer (``(key, tar members, record)``,
+    from :func:`conrdata.dataset.writer.encode_clip`: encoding happens in the workers, so the
+    single writer only appends bytes), or the reason it could not be made."""
 
     task: ClipTask
-    clip: object | None = None
+    encoded: tuple | None = None
     info: dict = field(default_factory=dict)
     error: str | None = None
     seconds: float = 0.0
@@ -165,11 +170,15 @@ def clip_plan(num_poses: int, config: SynthConfig) -> list[tuple[str, tuple[int,
     return plan
 
 
-def make_tasks(characters: list[tuple[str, Path]], config: SynthConfig, num_poses: int) -> list[ClipTask]:
+def make_tasks(characters: list[tuple[str, Path]], config: SynthConfig, num_poses: int,
+               split_for=None, udp_codec: str = "zlib") -> list[ClipTask]:
+    """Every clip task, sorted by character id then clip plan; ``split_for(character_id)`` gives
+    the split the writer will put the character in (the workers encode for it)."""
     tasks = []
     for cid, path in sorted(characters, key=lambda c: c[0]):
+        split = split_for(cid) if split_for else "train"
         for clip_id, poses, view in clip_plan(num_poses, config):
-            tasks.append(ClipTask(cid, str(path), clip_id, poses, view, config))
+            tasks.append(ClipTask(cid, str(path), clip_id, poses, view, config, split, udp_codec))
     return tasks
 
 
@@ -193,10 +202,19 @@ def _rasterizer(size: int):
 def _pose_library(path: str):
     from conrdata.poses import load_pose_library
 
-    lib = _WORKER["libraries"].get(path)
+    key = (path, _file_stamp(path))
+    lib = _WORKER["libraries"].get(key)
     if lib is None:
-        lib = _WORKER["libraries"][path] = load_pose_library(path)
+        lib = _WORKER["libraries"][key] = load_pose_library(path)
     return lib
+
+
+def _file_stamp(path: str) -> tuple[int, int]:
+    try:
+        st = Path(path).stat()
+    except OSError:
+        return (0, 0)
+    return (st.st_mtime_ns, st.st_size)
 
 
 def character_poses(rig, character_id: str, config: SynthConfig):
@@ -220,12 +238,16 @@ def _character(task: ClipTask):
     from conrdata.render.scene import bind_landmarks
 
     cache: OrderedDict = _WORKER["characters"]
-    key = (task.character_id, task.character_path, json.dumps(task.config.content(), sort_keys=True))
+    key = (task.character_id, task.character_path, _file_stamp(task.character_path),
+           json.dumps(task.config.content(), sort_keys=True))
     entry = cache.get(key)
     if entry is None:
         rig = load_character(task.character_path)
         local, trans, pose_ids = character_poses(rig, task.character_id, task.config)
-        entry = cache[key] = (rig, bind_landmarks(rig), local, trans, pose_ids)
+        # A fresh GL cache key per load: a character file replaced on disk never meets stale textures.
+        _WORKER["loads"] = _WORKER.get("loads", 0) + 1
+        mesh_key = f"{task.character_id}#{_WORKER['loads']}"
+        entry = cache[key] = (rig, bind_landmarks(rig), local, trans, pose_ids, mesh_key)
         while len(cache) > _CHARACTER_CACHE:
             cache.popitem(last=False)
     cache.move_to_end(key)
@@ -253,24 +275,26 @@ def render_view(rig, landmarks, rotations, translation, rng, config: SynthConfig
 def render_clip(task: ClipTask) -> ClipOutcome:
     """Worker entry point: render one clip. Never raises; failures come back as ``error``."""
     from conrdata.dataset import Clip, ClipImage
+    from conrdata.dataset.writer import encode_clip
 
     start = time.perf_counter()
     cfg = task.config
     try:
-        rig, landmarks, local, trans, pose_ids = _character(task)
+        rig, landmarks, local, trans, pose_ids, mesh_key = _character(task)
         raster = _rasterizer(cfg.resolution)
         images = []
         for p in task.pose_indices:
             rng = np.random.default_rng(derive_seed(cfg.seed, "view", task.character_id, p, task.view))
             res, camera, view = render_view(rig, landmarks, local[p], trans[p], rng, cfg, raster,
-                                            key=task.character_id)
+                                            key=mesh_key)
             view.update(pose_index=int(p), view_index=int(task.view))
             images.append(ClipImage(rgba=res.rgba, udp=res.udp, pose_id=pose_ids[p], view=view,
                                     camera=camera.to_dict(), source=f"synth:{_source_name(rig, task)}"))
         clip = Clip(task.character_id, task.clip_id, images,
                     meta={"generator": "conrdata synth", "seed": cfg.seed, "resolution": cfg.resolution,
                           "shading": asdict(cfg.shading()), "height_m": round(rig.height(), 6)})
-        return ClipOutcome(task, clip, _character_info(rig, task), None, time.perf_counter() - start)
+        encoded = encode_clip(clip, task.split, task.udp_codec)
+        return ClipOutcome(task, encoded, _character_info(rig, task), None, time.perf_counter() - start)
     except UserError as err:
         return ClipOutcome(task, None, {}, str(err), time.perf_counter() - start)
     except Exception as err:  # a bug or an unreadable file: report it, keep the job going
@@ -336,7 +360,7 @@ def run_synth(
     with DatasetWriter(out_dir, config.max_shard_bytes, config.max_shard_clips, seed=config.seed,
                        metadata={"synth": config.content()}) as writer:
         tasks = []
-        for task in make_tasks(characters, config, num_poses):
+        for task in make_tasks(characters, config, num_poses, writer.split_for, writer.udp_codec):
             if writer.has_clip(clip_key(task.character_id, task.clip_id)):
                 report.clips_already_done += 1
             else:
@@ -358,9 +382,10 @@ def run_synth(
                     entry["clips"] += 1
                     continue
                 writer.add_character(task.character_id, outcome.info)
-                writer.write(outcome.clip)
+                key, members, record = outcome.encoded
+                writer.write_encoded(key, members, record)
                 report.clips_written += 1
-                report.images_written += len(outcome.clip.images)
+                report.images_written += len(record["images"])
                 report.render_seconds += outcome.seconds
     report.seconds = time.perf_counter() - start
     _write_report(out_dir, config, report)
@@ -398,9 +423,11 @@ def synth_folder(
     workers: int = 1,
     address: str | None = None,
     progress: bool = True,
+    skipped: list[dict] | None = None,
 ) -> SynthReport:
     """``conrdata synth`` as a function: convert ``meshes_dir`` (converted characters are reused),
-    then :func:`run_synth` every character found in the characters folder."""
+    then :func:`run_synth` every character found in the characters folder. ``skipped``: earlier
+    skips (e.g. unreadable motion files) to carry into the report."""
     from conrdata.convert import convert_folder, list_characters
     from conrdata.engines import make_engine
 
@@ -411,7 +438,7 @@ def synth_folder(
     out_dir.mkdir(parents=True, exist_ok=True)
     conv = convert_folder(meshes_dir, characters_dir, workers=max(1, workers), strict=False,
                           progress=progress)
-    skipped = []
+    skipped = list(skipped or [])
     for item, reason in _convert_skips(conv):
         reason = str(reason)
         if reason.startswith(f"{item}: "):  # convert's reasons already name the file

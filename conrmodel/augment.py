@@ -9,7 +9,9 @@ the ``numpy.random.Generator`` the caller passes; nothing here keeps state.
 
 from __future__ import annotations
 
+import io
 import os
+import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -125,28 +127,50 @@ def procedural_background(rng: np.random.Generator, size: int) -> np.ndarray:
 
 
 class Backgrounds:
-    """Random backgrounds: random square crops of images in ``folder``, or procedural when None.
+    """Random backgrounds: random square crops of images from ``source``, or procedural when None.
 
-    At most ``cache`` decoded images are kept in memory (bounded memory).
+    ``source`` is a folder of images (searched recursively) or a ``.tar`` file / folder of ``.tar``
+    files of images (e.g. background shards); tar members are indexed once (headers only) and read
+    on demand. At most ``cache`` decoded images are kept in memory (bounded memory).
     """
 
-    def __init__(self, folder: str | os.PathLike | None = None, cache: int = 32):
-        self.files: list[Path] = []
+    def __init__(self, source: str | os.PathLike | None = None, cache: int = 32):
+        self.files: list[tuple[Path, str | None, int, int]] = []  # (file, tar member, offset, size)
         self.cache: dict[int, np.ndarray] = {}
         self.cache_size = cache
-        if folder is not None:
-            folder = Path(folder)
-            if not folder.is_dir():
-                raise UserError("backgrounds folder not found", folder)
-            self.files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-            if not self.files:
-                raise UserError("no images (png/jpg/webp/bmp) in the backgrounds folder", folder)
+        if source is None:
+            return
+        source = Path(source)
+        if not source.exists():
+            raise UserError("backgrounds folder or tar not found", source)
+        paths = [source] if source.is_file() else sorted(p for p in source.rglob("*") if p.is_file())
+        for p in paths:
+            if p.suffix.lower() in IMAGE_SUFFIXES:
+                self.files.append((p, None, 0, 0))
+            elif p.suffix.lower() == ".tar":
+                try:
+                    with tarfile.open(p) as tar:
+                        for m in tar:
+                            if m.isfile() and Path(m.name).suffix.lower() in IMAGE_SUFFIXES:
+                                self.files.append((p, m.name, m.offset_data, m.size))
+                except (tarfile.TarError, OSError) as err:
+                    raise UserError(f"cannot read backgrounds tar: {err}", p) from err
+        if not self.files:
+            raise UserError("no images (png/jpg/webp/bmp, loose or in .tar) for backgrounds", source)
 
     def _image(self, i: int) -> np.ndarray | None:
         if i not in self.cache:
+            path, member, offset, size = self.files[i]
             try:
-                with Image.open(self.files[i]) as im:
-                    arr = np.asarray(im.convert("RGB"))
+                if member is None:
+                    with Image.open(path) as im:
+                        arr = np.asarray(im.convert("RGB"))
+                else:
+                    with open(path, "rb") as f:
+                        f.seek(offset)
+                        data = f.read(size)
+                    with Image.open(io.BytesIO(data)) as im:
+                        arr = np.asarray(im.convert("RGB"))
             except OSError:
                 return None
             if len(self.cache) >= self.cache_size:

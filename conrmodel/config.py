@@ -25,6 +25,9 @@ PRESET_DIR = Path(__file__).resolve().parent / "presets"
 class ModelConfig:
     detector: str = "tiny"  # conrmodel.models.build_detector preset
     renderer: str = "tiny"  # conrmodel.models.build_renderer preset
+    # The detector IS the renderer's reference parser (one set of weights, as the official release's
+    # udpparsernet); needs a renderer whose parser has a UDP decoder of the detector's architecture.
+    share_detector: bool = False
 
 
 @dataclass
@@ -38,7 +41,7 @@ class DataConfig:
     prefetch: int = 2  # batches prefetched per worker
     crop_margin: list = field(default_factory=lambda: [1.05, 1.35])  # crop side / character bbox side
     crop_jitter: float = 0.08  # centre jitter, fraction of the crop side
-    background_dir: str | None = None  # folder of background images; procedural when None
+    background_dir: str | None = None  # images folder, or .tar(s) of images; procedural when None
     unlabeled_weight: float = 1.0  # weight of L_cons on unlabeled (drawn) clips
 
 
@@ -70,6 +73,7 @@ class LossConfig:
 class TrainConfig:
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
+    threads: int = 0  # torch intra-op CPU threads per process (0: torch's default)
     amp: str = "auto"  # auto (bf16 on CUDA, none on CPU) | none | bf16 | fp16
     log_every: int = 10
     image_every: int = 200  # image grid to TensorBoard every N steps (0: never)

@@ -70,5 +70,5 @@ def predicted_udp(det_out: torch.Tensor, threshold: float = 0.5) -> torch.Tensor
     the detector end to end.
     """
     prob = torch.sigmoid(det_out[..., 3:4, :, :])
-    occ = (prob > threshold).to(prob.dtype) + prob - prob.detach()
+    occ = (prob > threshold).to(prob.dtype) + (prob - prob.detach())  # exactly 0/1 forward
     return torch.cat([det_out[..., :3, :, :].clamp(0, 1) * occ, occ], dim=-3)

@@ -49,7 +49,7 @@ RENDERER_PRESETS: dict[str, dict[str, Any]] = {
         target_arch="resnet18", target_width=64, target_pool="max", target_decoder=True,
         target_decoder_filters=[512, 384, 256, 128, 32],
         block_width=224, convblocks=[1, 1, 1, 1, 1, 2], convs_per_block=6, msg_flows=32, last_msg=64,
-        reference_udp=False, warping=True, averaging="confidence", message_passes=None,
+        reference_udp=False, warping=True, averaging="confidence", message_passes=None, ref_alpha_power=2,
     ),
     "small": dict(
         norm="instance",
@@ -58,7 +58,7 @@ RENDERER_PRESETS: dict[str, dict[str, Any]] = {
         target_arch="resnet18", target_width=16, target_pool="max", target_decoder=False,
         target_decoder_filters=[128, 96, 64, 32, 16],
         block_width=48, convblocks=[1, 1, 1, 1, 1, 1], convs_per_block=3, msg_flows=16, last_msg=16,
-        reference_udp=True, warping=True, averaging="confidence", message_passes=None,
+        reference_udp=True, warping=True, averaging="confidence", message_passes=None, ref_alpha_power=1,
     ),
     "tiny": dict(
         norm="instance",
@@ -67,7 +67,7 @@ RENDERER_PRESETS: dict[str, dict[str, Any]] = {
         target_arch="resnet_tiny", target_width=8, target_pool="max", target_decoder=False,
         target_decoder_filters=[32, 24, 16, 8, 8],
         block_width=16, convblocks=[1, 1, 1, 1, 1, 1], convs_per_block=2, msg_flows=8, last_msg=8,
-        reference_udp=True, warping=True, averaging="confidence", message_passes=None,
+        reference_udp=True, warping=True, averaging="confidence", message_passes=None, ref_alpha_power=1,
     ),
 }
 
@@ -142,6 +142,7 @@ def build_renderer(preset: str = "official", **overrides: Any) -> CollaborativeR
         message_passes=cfg["message_passes"],
     )
     decoder = RGBADecoder(msgs[-1])
-    ren = CollaborativeRenderer(parser, target, shader, decoder, reference_udp=cfg["reference_udp"])
+    ren = CollaborativeRenderer(parser, target, shader, decoder, reference_udp=cfg["reference_udp"],
+                                ref_alpha_power=cfg["ref_alpha_power"])
     ren.config = cfg
     return ren

@@ -235,17 +235,21 @@ class CollaborativeShader(nn.Module):
         for level, block in enumerate(self.decoder_blocks):
             target = per_view(target_feats[level]) if level < self.n_target else None
             out = block([acc_flow, target, wref, wfeat, shared_flow, shared_ref, shared_msg, local])
-            acc_flow = acc_flow + out.flow
-
+            last = level == levels - 1
             next_feat = flat_feats[level + 1] if level + 1 < self.n_ref else None
             size = (next_feat if next_feat is not None else flat_ref).shape[-2:]
-            acc_flow = rescale_flow(acc_flow, size)
             mask = _resize(out.mask, size)
             msg = out.message
             if msg is not None:
                 msg = _resize(msg, size)
                 if out.message_flow is not None:
                     msg = self._warp(msg, rescale_flow(out.message_flow, size))
+            if last:  # only the averaged message leaves the last block
+                if msg is None:
+                    raise ValueError("the last decoder block must emit messages")
+                result = combine(msg, self._weights(mask, b, n)[:, :, 2:])
+                break
+            acc_flow = rescale_flow(acc_flow + out.flow, size)
             local = out.local
             if local is not None:
                 local = _resize(local, size)
@@ -256,9 +260,6 @@ class CollaborativeShader(nn.Module):
 
             weights = self._weights(mask, b, n)
             avg_msg = combine(msg, weights[:, :, 2:]) if msg is not None else None
-            if level == levels - 1:
-                result = avg_msg
-                break
             exchange = level + 1 >= levels - self.message_passes
             if exchange:
                 shared_flow = per_view(combine(acc_flow, weights[:, :, 0:1]))
@@ -266,7 +267,7 @@ class CollaborativeShader(nn.Module):
                 shared_msg = per_view(avg_msg) if avg_msg is not None else None
             else:
                 shared_flow, shared_ref, shared_msg = acc_flow, wref, msg
-        assert result is not None, "the last decoder block must emit messages"
+        assert result is not None
         return result
 
 
@@ -343,16 +344,20 @@ class CollaborativeRenderer(nn.Module):
         reference_udp: append the references' UDP to the shader's reference images (``shader.ref_dim``
             must then be 8). When ``ref_udp`` is not given, the parser's own prediction is used, which
             needs a parser with a decoder.
+        ref_alpha_power: the shader sees reference colour ``rgb * alpha ** p``. The official code
+            multiplied its already premultiplied images by alpha once more (p = 2; the same wherever
+            alpha is 0 or 1); ours use p = 1.
     """
 
     def __init__(self, udpparsernet: ResUNet, target_pose_encoder: ResUNet, shader: CollaborativeShader,
-                 rgbadecodernet: RGBADecoder, reference_udp: bool = False):
+                 rgbadecodernet: RGBADecoder, reference_udp: bool = False, ref_alpha_power: int = 1):
         super().__init__()
         self.udpparsernet = udpparsernet
         self.target_pose_encoder = target_pose_encoder
         self.shader = shader
         self.rgbadecodernet = rgbadecodernet
         self.reference_udp = reference_udp
+        self.ref_alpha_power = int(ref_alpha_power)
         expected = 8 if reference_udp else 4
         if shader.ref_dim != expected:
             raise ValueError(
@@ -374,7 +379,7 @@ class CollaborativeRenderer(nn.Module):
         flat = ref_rgba.reshape(b * n, 4, h, w)
         alpha = flat[:, 3:4]
         premul = flat[:, :3] * alpha
-        parts = [premul, alpha]
+        parts = [premul * alpha ** (self.ref_alpha_power - 1), alpha]
         if self.reference_udp:
             need_pred = ref_udp is None
             if need_pred:

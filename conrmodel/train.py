@@ -91,9 +91,23 @@ class CoNRSystem(nn.Module):
 
 
 def build_system(cfg: Config) -> CoNRSystem:
+    """Detector and renderer from their presets; with ``model.share_detector`` the detector is the
+    renderer's own parser module (shared weights)."""
     from conrmodel.models import build_detector, build_renderer
 
-    return CoNRSystem(build_detector(cfg.model.detector), build_renderer(cfg.model.renderer))
+    detector, renderer = build_detector(cfg.model.detector), build_renderer(cfg.model.renderer)
+    if cfg.model.share_detector:
+        parser = renderer.udpparsernet
+        own = {k: tuple(v.shape) for k, v in detector.state_dict().items()}
+        theirs = {k: tuple(v.shape) for k, v in parser.state_dict().items()}
+        if not getattr(parser, "has_decoder", False) or own != theirs:
+            raise UserError(
+                f"model.share_detector: the {cfg.model.renderer!r} renderer's parser is not a UDP detector "
+                f"of the {cfg.model.detector!r} architecture (use e.g. the official presets, or set it false)"
+            )
+        parser.config = dict(getattr(detector, "config", {}) or {})
+        detector = parser
+    return CoNRSystem(detector, renderer)
 
 
 def unused_parameters(system: CoNRSystem, device: torch.device, size: int = 64) -> list[str]:
@@ -435,7 +449,11 @@ def train(
 
     run_dir = Path(run_dir)
     info = init_distributed(cfg.train.device)
+    if cfg.train.threads > 0:
+        torch.set_num_threads(cfg.train.threads)
     try:
+        urls = expand_urls(shards)  # check the inputs before building anything
+        val_urls = expand_urls(val_shards, "val") if val_shards else None
         seed = cfg.train.seed
         random.seed(seed)
         np.random.seed(seed)
@@ -485,8 +503,6 @@ def train(
                 )
             return {"step": step, "steps": cfg.optim.steps}
 
-        urls = expand_urls(shards)
-        val_urls = expand_urls(val_shards, "val") if val_shards else None
         stream = TrainStream(
             urls,
             cfg.data,

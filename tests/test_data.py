@@ -8,6 +8,7 @@ import warnings
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -32,6 +33,15 @@ def toy_out(tmp_path_factory):
     """3 labelled characters + 1 unlabeled, 3 clips each, over several shards."""
     out = tmp_path_factory.mktemp("toy")
     return write_toy_dataset(out, characters=4, clips=3, images=4, unlabeled_characters=1, max_shard_clips=4)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """The test machine is shared: one intra-op thread avoids OpenMP oversubscription."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def _cfg(**kw):
@@ -164,6 +174,15 @@ def test_composite_and_backgrounds(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(UserError, match="no images"):
         Backgrounds(tmp_path / "empty")
+    # backgrounds packed in a tar (e.g. shards of background images)
+    with tarfile.open(tmp_path / "empty" / "bg.tar", "w") as tar:
+        buf = io.BytesIO()
+        Image.fromarray(np.full((20, 20, 3), 99, np.uint8)).save(buf, format="PNG")
+        info = tarfile.TarInfo("k0.png")
+        info.size = len(buf.getvalue())
+        tar.addfile(info, io.BytesIO(buf.getvalue()))
+    assert (Backgrounds(tmp_path / "empty" / "bg.tar").sample(rng, 8) == 99).all()
+    assert (Backgrounds(tmp_path / "empty").sample(rng, 8) == 99).all()
 
 
 # ------------------------------------------------------------------ stream
@@ -201,6 +220,7 @@ def test_stream_flags_unlabeled_clips(toy_out):
 @pytest.mark.parametrize("n_urls", [1, 4])
 def test_worker_and_rank_split_partitions_an_epoch(toy_out, n_urls):
     urls = expand_urls(toy_out)[:n_urls]
+
     def first_epoch(gid, total):
         keys = []
         for s in worker_stream(urls, 0, gid, total):

@@ -183,3 +183,19 @@ def test_validate_report_json_lists_problems(tmp_path):
     data = json.loads(report_json(validate(tmp_path)))
     assert data["ok"] is False and data["kinds"] == {"udp-range": 1}
     assert data["problems"][0]["key"] == key
+
+
+def test_a_tar_cut_exactly_between_clips_is_still_truncated(tmp_path):
+    clips = make_clips(n_characters=2, clips_per_character=2)
+    out = write_dataset(tmp_path / "out", clips, max_shard_clips=4)
+    rows = sorted(read_manifest(out, "clips"), key=lambda r: r["offset"])
+    shard = out / "shards" / rows[-1]["shard"]
+    last = [r for r in rows if r["shard"] == shard.name][-1]
+    shard.write_bytes(shard.read_bytes()[: last["offset"]])  # a clean member boundary
+    got = {(p.shard, p.key, p.kind) for p in validate(out, checksums=False).problems}
+    assert (shard.name, "", "truncated-tar") in got
+    assert (shard.name, last["key"], "manifest") in got
+    stats = ReadStats()
+    with pytest.warns(BadSampleWarning):
+        keys = [c.key for c in iter_clips(shard, stats=stats)]
+    assert last["key"] not in keys and len(keys) == sum(r["shard"] == shard.name for r in rows) - 1

@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import tarfile
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -20,12 +19,13 @@ from tests.dataset_helpers import make_clips, write_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 
-# The job a user reruns: write every clip not yet present, slowly enough to be killed mid-shard.
+# The job a user reruns: write every clip not yet present. With a pause count it stops after that
+# many clips (holding the open shard) and waits to be killed.
 JOB = """
 import sys, time
 from conrdata.dataset import DatasetWriter, clip_key
 from tests.dataset_helpers import make_clips
-out, delay = sys.argv[1], float(sys.argv[2])
+out, pause_after = sys.argv[1], int(sys.argv[2])
 with DatasetWriter(out, max_shard_clips=4, seed=0) as w:
     for clip in make_clips(n_characters=10, clips_per_character=2, size=24):
         w.add_character(clip.character_id, {"licence": "CC0-1.0"})
@@ -33,7 +33,9 @@ with DatasetWriter(out, max_shard_clips=4, seed=0) as w:
             continue
         w.write(clip)
         print("wrote", flush=True)
-        time.sleep(delay)
+        if w.written == pause_after:
+            print("paused", flush=True)
+            time.sleep(600)
 print("done", flush=True)
 """
 
@@ -83,14 +85,14 @@ def test_kill_mid_shard_then_rerun_gives_every_clip_once(tmp_path):
     out = tmp_path / "out"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(
-        [sys.executable, "-c", JOB, str(out), "0.15"], stdout=subprocess.PIPE, text=True, env=env, cwd=REPO
+        [sys.executable, "-c", JOB, str(out), "6"], stdout=subprocess.PIPE, text=True, env=env, cwd=REPO
     )
-    wrote = 0
-    deadline = time.monotonic() + 120
-    while wrote < 6 and time.monotonic() < deadline:  # 6 = one finished shard of 4 + 2 in the open one
-        line = proc.stdout.readline()
-        assert line, "writer ended early"
-        wrote += line.startswith("wrote")
+    # 6 clips = one finished shard of 4 + 2 in the open one; then the writer waits to be killed
+    lines = []
+    while not lines or lines[-1] != "paused\n":
+        lines.append(proc.stdout.readline())
+        assert lines[-1], "writer ended early"
+    assert lines.count("wrote\n") == 6
     assert list((out / "shards").glob(".*.tmp")), "expected an unfinished shard when killing"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
@@ -99,7 +101,7 @@ def test_kill_mid_shard_then_rerun_gives_every_clip_once(tmp_path):
     assert len(finished) >= 1
 
     result = subprocess.run(
-        [sys.executable, "-c", JOB, str(out), "0"], capture_output=True, text=True, env=env, cwd=REPO
+        [sys.executable, "-c", JOB, str(out), "-1"], capture_output=True, text=True, env=env, cwd=REPO
     )
     assert result.returncode == 0, result.stderr
     assert "unfinished shard" in result.stderr
@@ -107,6 +109,7 @@ def test_kill_mid_shard_then_rerun_gives_every_clip_once(tmp_path):
         clip_key(c.character_id, c.clip_id) for c in make_clips(n_characters=10, clips_per_character=2)
     }
     _check_consistent(out, expected)
+    assert len(finished) == 1
     assert finished <= {p.name for p in (out / "shards").glob("*.tar")}  # finished shards are never rewritten
     assert result.stdout.count("wrote") == len(expected) - 4 * len(finished)
 

@@ -101,6 +101,9 @@ def test_seed_files_are_valid(workdir):
         assert rig.num_bones == 16 and len(rig.faces) == 16
 
 
+FLIP = st.tuples(st.floats(0, 1, exclude_max=True), st.integers(1, 255))  # (where, xor mask)
+
+
 @FUZZ
 @given(kind=st.sampled_from(KINDS), cut=st.floats(0, 1, exclude_max=True))
 def test_truncations(workdir, kind, cut):
@@ -111,8 +114,7 @@ def test_truncations(workdir, kind, cut):
 
 
 @FUZZ
-@given(kind=st.sampled_from(KINDS),
-       flips=st.lists(st.tuples(st.floats(0, 1, exclude_max=True), st.integers(1, 255)), min_size=1, max_size=8))
+@given(kind=st.sampled_from(KINDS), flips=st.lists(FLIP, min_size=1, max_size=8))
 def test_byte_flips(workdir, kind, flips):
     data = bytearray(FILES[kind])
     for where, xor in flips:
@@ -123,8 +125,7 @@ def test_byte_flips(workdir, kind, flips):
 
 
 @FUZZ
-@given(kind=st.sampled_from(KINDS),
-       flips=st.lists(st.tuples(st.floats(0, 1, exclude_max=True), st.integers(1, 255)), min_size=1, max_size=4))
+@given(kind=st.sampled_from(KINDS), flips=st.lists(FLIP, min_size=1, max_size=4))
 def test_byte_flips_in_binary_chunk(workdir, kind, flips):
     """Flips aimed at the BIN chunk (indices, joints, weights, matrices, PNG bytes)."""
     data = bytearray(FILES[kind])
@@ -159,7 +160,7 @@ PATHS = {k: list(numeric_paths(doc)) for k, (doc, _) in DOCS.items()}
 @given(kind=st.sampled_from(KINDS), picks=st.lists(st.tuples(st.floats(0, 1, exclude_max=True), HOSTILE),
                                                    min_size=1, max_size=3))
 def test_hostile_json_values(workdir, kind, picks):
-    """Counts, offsets, indices, strides, matrices... replaced by hostile values in a well-formed container."""
+    """Counts, offsets, indices, strides, matrices... set to hostile values in a well-formed container."""
     doc, binary = DOCS[kind]
     doc = json.loads(json.dumps(doc))
     paths = PATHS[kind]

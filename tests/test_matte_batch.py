@@ -165,3 +165,12 @@ def test_cli_errors_on_missing_folder(tmp_path, capsys):
         main(["matte", str(tmp_path / "nope"), str(tmp_path / "out")])
     assert ex.value.code == 2
     assert "input folder not found" in capsys.readouterr().err
+
+
+def test_output_folder_inside_input_is_not_read_back(tmp_path):
+    src = tmp_path / "art"
+    _write(src / "a.png", _figure(1, 64)[0])
+    first = run_matte(src, src / "matted", progress=False)
+    second = run_matte(src, src / "matted", progress=False)
+    assert [r["source"] for r in first.rows] == [r["source"] for r in second.rows] == ["a.png"]
+    assert second.reused == 1

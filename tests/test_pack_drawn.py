@@ -151,3 +151,14 @@ def test_character_ids_are_stable_distinct_and_key_safe():
     assert character_id_for("Alice") == character_id_for("Alice")
     assert character_id_for("Alice") != character_id_for("alice")
     assert "." not in character_id_for("a.b c") and character_id_for("a.b c").startswith("drawn-a-b-c-")
+
+
+def test_pinned_character_goes_to_val_shards(matted, tmp_path):
+    out = tmp_path / "out"
+    bob = character_id_for("bob")
+    pack_drawn(matted, out, pinned={bob: "val"}, progress=False)
+    assert (out / "shards" / "val-000000.tar").exists()
+    splits = {c.character_id: c.split for c in iter_clips(out)}
+    assert splits[bob] == "val"
+    assert all(s == split_of(c) for c, s in splits.items() if c != bob)
+    _validate(out)

@@ -257,3 +257,34 @@ def test_sampler_on_procedural_character():
     q, t = pose_for_rig(rig, lib, 3)
     _, pos = forward_kinematics(rig, q, t)
     assert np.all(np.isfinite(pos)) and not self_penetrating(rig, pos[None])[0]
+
+
+def test_concatenate_unions_bones_rescales_and_keeps_ids_unique():
+    a = PoseLibrary(["hips", "head"], [[[0, 0, 0, 1.0], axis_rotation("Y", 0.5)]], [[0, 0, 0.1]], ["m@f0"],
+                    {"hips_height": 1.0})
+    b = PoseLibrary(["hair_0"], [[axis_rotation("X", 0.2)]], [[0, 0, 0.1]], ["m@f0"], {"hips_height": 0.5})
+    c = PoseLibrary.concatenate([a, b])
+    assert c.bone_names == ["hips", "head", "hair_0"]
+    assert c.pose_ids == ["m@f0", "m@f0~2"]
+    np.testing.assert_allclose(c.rotations[0, 2], [0, 0, 0, 1])
+    np.testing.assert_allclose(c.rotations[1, :2], [[0, 0, 0, 1]] * 2)
+    np.testing.assert_allclose(c.root_translation[:, 2], [0.1, 0.2], atol=1e-7)
+    assert c.meta["hips_height"] == 1.0
+    assert len(c.select([1])) == 1 and c.select([1]).pose_ids == ["m@f0~2"]
+
+
+def test_sampler_leaves_mmd_helper_bones_alone(tmp_path):
+    mmd_writer = pytest.importorskip("tests.mmd_writer")
+    pmx = pytest.importorskip("conrdata.formats.pmx")
+    from conrdata.poses.sampler import secondary_bones
+
+    mmd_writer.write_textures(tmp_path)
+    rig = pmx.read_pmx(mmd_writer.write_pmx(tmp_path / "m.pmx", mmd_writer.tiny_humanoid()))
+    names = {rig.bone_names[b] for b in secondary_bones(rig)}
+    assert names and not names & {"左足D", "左ひざD", "左足ＩＫ", "センター", "左目"}
+    lib = sample_poses(4, seed=0, rig=rig)
+    q, t = pose_for_rig(rig, lib, 2)
+    world, _ = forward_kinematics(rig, q, t)
+    # D bones copy their source exactly (inherit weight 1)
+    np.testing.assert_allclose(world[rig.bone_names.index("左ひざD")], world[rig.humanoid["leftLowerLeg"]],
+                               atol=1e-5)

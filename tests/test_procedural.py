@@ -75,6 +75,23 @@ def test_humanoid_and_secondary_chains(rig):
         assert i in used
 
 
+def test_triangles_face_outwards(rig):
+    """Counter-clockwise seen from outside: the face normal agrees with the vertex normals.
+
+    (A dozen small triangles inside the torso, where the shoulder tube bends, are folded; they are hidden.)
+    """
+    v = rig.vertices.astype(np.float64)
+    f = rig.faces
+    fn = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])
+    agree = np.einsum("ij,ij->i", fn, rig.normals[f].mean(1)) > 0
+    assert agree.mean() > 0.99
+    # and the body's outside normals point away from the body's centre line at the chest
+    chest = np.abs(v[:, 1] - rig.bone_heads[rig.humanoid["chest"], 1]) < 0.02
+    chest &= np.abs(v[:, 0]) < 0.05
+    radial = v[chest] * [1, 0, 1]
+    assert (np.einsum("ij,ij->i", radial, rig.normals[chest]) > 0).mean() > 0.95
+
+
 def test_materials(rig):
     assert any(m.double_sided for m in rig.materials)
     mask = [m for m in rig.materials if m.alpha_mode == "MASK"]

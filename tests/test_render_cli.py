@@ -208,3 +208,125 @@ def test_official_weights_folder_renders(workspace, tmp_path):
     report = json.loads((out / "render_report.json").read_text())
     assert report["weights_source"] == "official" and report["frames"] == 1
     assert np.asarray(Image.open(out / "frame0.png")).shape == (80, 60, 4)
+
+
+def test_bf16_autocast_path_runs_close_to_fp32(workspace):
+    models = load_models(workspace / "run")
+    sheet = [np.asarray(Image.open(p)) for p in sorted((workspace / "sheet").glob("*.png"))]
+    udps = [_udp(64, 64, 0)]
+    outs = []
+    for precision in ("fp32", "bf16"):
+        engine = CoNRInference(models.detector, models.renderer, 64, device="cpu", precision=precision)
+        engine.set_sheet(sheet)
+        outs.append(engine.render_udps(udps)[0].astype(int))
+    assert np.abs(outs[0] - outs[1]).max() <= 16
+    with pytest.raises(UserError, match="precision"):
+        CoNRInference(models.detector, models.renderer, 64, device="cpu", precision="fp8")
+
+
+def _write_exr(path: Path, rgba: np.ndarray, compression: int, half: bool = False) -> None:
+    """A single-part scanline OpenEXR file, written from the file-layout spec (channels A, B, G, R)."""
+    import struct
+    import zlib
+
+    h, w, _ = rgba.shape
+    names = ["A", "B", "G", "R"]  # OpenEXR keeps channels sorted by name
+    dtype = np.dtype("<f2") if half else np.dtype("<f4")
+    ptype = 1 if half else 2  # HALF or FLOAT
+    chlist = b"".join(n.encode() + b"\0" + struct.pack("<iB3xii", ptype, 0, 1, 1) for n in names) + b"\0"
+
+    def attr(name, kind, value):
+        return name.encode() + b"\0" + kind.encode() + b"\0" + struct.pack("<i", len(value)) + value
+
+    header = b"".join([
+        attr("channels", "chlist", chlist),
+        attr("compression", "compression", bytes([compression])),
+        attr("dataWindow", "box2i", struct.pack("<4i", 0, 0, w - 1, h - 1)),
+        attr("displayWindow", "box2i", struct.pack("<4i", 0, 0, w - 1, h - 1)),
+        attr("lineOrder", "lineOrder", b"\0"),
+        attr("pixelAspectRatio", "float", struct.pack("<f", 1.0)),
+        attr("screenWindowCenter", "v2f", struct.pack("<2f", 0, 0)),
+        attr("screenWindowWidth", "float", struct.pack("<f", 1.0)),
+    ]) + b"\0"
+    lines = {0: 1, 1: 1, 2: 1, 3: 16}[compression]
+    chunks = []
+    for y in range(0, h, lines):
+        rows = range(y, min(y + lines, h))
+        raw = b"".join(rgba[r, :, "RGBA".index(n)].astype(dtype).tobytes() for r in rows for n in names)
+        data = raw
+        if compression:
+            b = np.frombuffer(raw, np.uint8)
+            split = np.concatenate([b[0::2], b[1::2]]).astype(np.int64)
+            pred = split.copy()
+            pred[1:] = (split[1:] - split[:-1] + 128 + 256) % 256
+            pred = pred.astype(np.uint8).tobytes()
+            packed = zlib.compress(pred) if compression > 1 else _rle(pred)
+            data = packed if len(packed) < len(raw) else raw
+        chunks.append(struct.pack("<ii", y, len(data)) + data)
+    start = 8 + len(header) + 8 * len(chunks)
+    offsets, at = [], start
+    for c in chunks:
+        offsets.append(at)
+        at += len(c)
+    path.write_bytes(b"\x76\x2f\x31\x01" + struct.pack("<i", 2) + header
+                     + struct.pack(f"<{len(offsets)}Q", *offsets) + b"".join(chunks))
+
+
+def _rle(buf: bytes) -> bytes:
+    """OpenEXR RLE: count byte c >= 0 repeats the next byte c + 1 times; c < 0 copies -c literal bytes."""
+    out, i, n = bytearray(), 0, len(buf)
+    while i < n:
+        run = 1
+        while i + run < n and buf[i + run] == buf[i] and run < 128:
+            run += 1
+        if run >= 3:
+            out += bytes([run - 1, buf[i]])
+            i += run
+        else:
+            j = i
+            while j < n and j - i < 127 and not (j + 2 < n and buf[j] == buf[j + 1] == buf[j + 2]):
+                j += 1
+            j = max(j, i + 1)
+            out += bytes([256 - (j - i)]) + buf[i:j]
+            i = j
+    return bytes(out)
+
+
+@pytest.mark.parametrize("compression,half,noisy", [(0, False, False), (1, False, False), (2, False, False),
+                                                    (3, False, False), (3, True, False), (3, False, True)])
+def test_exr_poses_are_decoded_without_opencv(tmp_path, compression, half, noisy):
+    udp = _udp(37, 21, 0)  # 37 rows: the last ZIP chunk is short
+    if noisy:  # incompressible: chunks are stored raw even under ZIP compression
+        udp[..., :3] = np.random.default_rng(0).random((37, 21, 3)) * udp[..., 3:]
+    path = tmp_path / "pose.exr"
+    _write_exr(path, udp, compression, half)
+    got = read_exr_udp(path)
+    assert got.shape == (37, 21, 4)
+    assert np.allclose(got, udp, atol=1e-3 if half else 0)
+    frames = list(iter_pose_frames(tmp_path))
+    assert len(frames) == 1 and frames[0].udp is not None
+
+
+def test_truncated_exr_is_a_format_error(tmp_path):
+    path = tmp_path / "cut.exr"
+    _write_exr(path, _udp(8, 8, 0), 3)
+    path.write_bytes(path.read_bytes()[:-20])
+    with pytest.raises(FormatError, match="cut.exr"):
+        read_exr_udp(path)
+
+
+def test_poses_from_our_shards(tmp_path):
+    from conrdata.dataset import Clip, ClipImage, DatasetWriter
+
+    rgba = np.zeros((32, 32, 4), np.uint8)
+    rgba[_ellipse(32, 32, 16, 16, 10, 6)] = (255, 0, 0, 255)
+    with DatasetWriter(tmp_path / "out", seed=0) as writer:
+        writer.add_character("chr0", {"source": "test"})
+        writer.write(Clip("chr0", "c0", [ClipImage(rgba, _udp(32, 32, 0), pose_id="p0"),
+                                         ClipImage(rgba, None, pose_id="p1")]))
+    frames = list(iter_pose_frames(tmp_path / "out"))
+    assert len(frames) == 2
+    assert frames[0].udp is not None and np.array_equal(frames[0].udp, _udp(32, 32, 0))
+    assert frames[1].udp is None and frames[1].image.shape == (32, 32, 4)
+    shards = sorted((tmp_path / "out" / "shards").glob("*.tar"))
+    assert len(list(iter_pose_frames(shards[0]))) == 2

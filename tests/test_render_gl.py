@@ -6,7 +6,7 @@ import pytest
 from conrdata.render.camera import frame_points
 from conrdata.render.gl_rasterizer import GLRasterizer
 from conrdata.render.primitives import boxes_rig, checker_texture, demo_scene_rig
-from conrdata.render.reference import edge_mask, reference_rasterize
+from conrdata.render.reference import reference_rasterize
 from conrdata.render.scene import Shading, mesh_from_rig
 from conrdata.rig import Material, identity_rotations
 from conrdata.udp import encode_landmarks
@@ -56,24 +56,32 @@ CASES = [
 ]
 
 
+@pytest.fixture(scope="module")
+def gl256():
+    r = GLRasterizer(256, 256)
+    yield r
+    r.close()
+
+
 @pytest.mark.parametrize("name,rig", subjects(), ids=lambda v: v if isinstance(v, str) else "")
-def test_cross_check_against_reference(gl, name, rig):
+def test_cross_check_against_reference(gl256, name, rig):
     for i, (yaw, pitch, projection, shading, use_pose) in enumerate(CASES):
         q = posed(rig, i) if use_pose and rig.humanoid else None
         mesh = mesh_from_rig(rig, q, key=name)
-        cam = frame_points(mesh.positions, yaw, pitch, width=SIZE, height=SIZE, projection=projection)
-        a = gl.render(mesh, cam, shading)
+        cam = frame_points(mesh.positions, yaw, pitch, width=256, height=256, projection=projection)
+        a = gl256.render(mesh, cam, shading)
         b = reference_rasterize(mesh, cam, shading)
         fg = (a.udp[..., 3] > 0) | (b.udp[..., 3] > 0)
-        assert fg.sum() > 500, "the subject should fill a good part of the image"
+        assert fg.sum() > 5000, "the subject should fill a good part of the image"
         close = (np.abs(a.udp - b.udp) <= 1e-4).all(axis=-1)
         frac = close[fg].mean()
         assert frac >= 0.995, f"{name} case {i}: only {frac:.4f} of foreground pixels agree"
-        edges = edge_mask(a.udp, a.depth) | edge_mask(b.udp, b.depth)
+        # Differing pixels, occupancy included, lie where a visible edge crosses the pixel centre.
+        edges = b.ambiguous
+        assert (fg & edges).sum() < 0.05 * fg.sum()  # the allowance is a thin set of edge pixels
         stray = fg & ~close & ~edges
         assert not stray.any(), f"{name} case {i}: {stray.sum()} differing pixels off the edges"
-        occ_diff = (a.udp[..., 3] != b.udp[..., 3]) & ~edges
-        assert not occ_diff.any()
+        assert not ((a.udp[..., 3] != b.udp[..., 3]) & ~edges).any()
         both = (a.udp[..., 3] > 0) & (b.udp[..., 3] > 0) & close
         np.testing.assert_allclose(a.depth[both], b.depth[both], rtol=1e-4)
 
@@ -180,3 +188,43 @@ def test_rejects_a_camera_of_another_size(gl):
     cam = frame_points(mesh.positions, 0, 0, width=SIZE * 2, height=SIZE)
     with pytest.raises(ValueError):
         gl.render(mesh, cam)
+
+
+def test_posed_mesh_matches_the_rig_skinning():
+    from conrdata.rig import pose_vertices
+
+    rig = procedural_or_none() or demo_scene_rig()
+    q = posed(rig, 11)
+    mesh = mesh_from_rig(rig, q, np.array([0.1, 0.0, -0.2]))
+    np.testing.assert_allclose(mesh.positions, pose_vertices(rig, q, np.array([0.1, 0.0, -0.2])), atol=2e-6)
+    np.testing.assert_allclose(np.linalg.norm(mesh.normals, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(mesh.landmarks, encode_landmarks(rig.vertices, rig.height()))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_random_layered_triangles_match_the_reference(gl, seed):
+    """Overlapping triangles at distinct depths, random windings, some double-sided."""
+    from conrdata.render.scene import DrawMesh
+
+    rng = np.random.default_rng(seed)
+    n = 40
+    centres = rng.uniform([-0.5, 0.2, -0.5], [0.5, 1.2, 0.5], size=(n, 1, 3))
+    centres[:, 0, 2] = np.linspace(-0.5, 0.5, n)[rng.permutation(n)]  # one depth layer per triangle
+    offsets = rng.uniform(-0.35, 0.35, size=(n, 3, 3)) * [1, 1, 0.02]  # nearly parallel to the image
+    verts = (centres + offsets).reshape(-1, 3).astype(np.float32)
+    faces = np.arange(3 * n, dtype=np.int32).reshape(n, 3)
+    mats = [Material("one"), Material("two", double_sided=True)]
+    mesh = DrawMesh(
+        positions=verts, normals=np.tile(np.float32([0, 0, 1]), (3 * n, 1)),
+        landmarks=((verts - verts.min(0)) / np.ptp(verts, axis=0)).astype(np.float32),
+        uvs=np.zeros((3 * n, 2), np.float32), faces=faces,
+        face_material=rng.integers(0, 2, size=n).astype(np.int32), materials=mats, height=1.0,
+    )
+    for projection in ("perspective", "orthographic"):
+        cam = frame_points(verts, 0.0, 0.0, width=SIZE, height=SIZE, projection=projection)
+        a, b = gl.render(mesh, cam), reference_rasterize(mesh, cam)
+        fg = (a.udp[..., 3] > 0) | (b.udp[..., 3] > 0)
+        close = (np.abs(a.udp - b.udp) <= 1e-4).all(axis=-1)
+        assert close[fg].mean() >= 0.995
+        assert not (fg & ~close & ~b.ambiguous).any()
+        assert (fg & b.ambiguous).sum() < 0.05 * fg.sum()

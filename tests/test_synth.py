@@ -187,3 +187,38 @@ def test_cli_end_to_end_and_errors(meshes, tmp_path):
     assert len(missing.stderr.strip().splitlines()) == 1
     bad_range = run_cli("synth", meshes, tmp_path / "o3", "--yaw", "10")
     assert bad_range.returncode == 2 and "--yaw" in bad_range.stderr
+
+
+def test_cli_takes_poses_from_a_motions_folder(meshes, tmp_path):
+    from conrdata.poses.bvh import write_bvh
+    from tests.poses_testdata import apose_frame, cmu_bvh
+
+    motions = tmp_path / "motions"
+    motions.mkdir()
+    frames = []
+    for k in range(4):
+        f = apose_frame()
+        f["LeftForeArm"] = f.get("LeftForeArm", np.zeros(3)) + np.array([0.0, 0.0, 15.0 * k])
+        frames.append(f)
+    write_bvh(motions / "wave.bvh", cmu_bvh(frames))
+    (motions / "broken.bvh").write_text("HIERARCHY\nROOT Hips {\n")
+    out = tmp_path / "out"
+    done = run_cli("synth", meshes, out, "--motions", motions, "-p", 3, "-v", 1, "-k", 3, "-r", 32, "-q")
+    assert done.returncode == 0, done.stderr
+    assert "broken.bvh" in done.stdout and "synthesized 6 images in 2 clips" in done.stdout
+    for clip in iter_clips(out):  # each character: 3 distinct frames of the 4 in the motion
+        used = [im["pose_id"] for im in clip.meta["images"]]
+        assert len(set(used)) == 3 and all(p.startswith("wave") for p in used), used
+
+
+def _die(task):
+    os._exit(3)
+
+
+def test_a_dying_worker_fails_the_run_clearly_instead_of_hanging():
+    engine = LocalEngine(1)
+    try:
+        with pytest.raises(UserError, match="worker process died"):
+            list(engine.map(_die, [1, 2, 3]))
+    finally:
+        engine.close()

@@ -142,9 +142,11 @@ def command(
         progress=not quiet,
     )
     done, failed, review = report.done, report.failed, report.review
+    new = len(done) - report.reused
+    rate = f" ({new / report.seconds:.1f} images/s)" if new and report.seconds > 0 else ""
     click.echo(
-        f"matted {len(done) - report.reused} image(s), {report.reused} already done, "
-        f"{len(failed)} skipped; report: {report.path}"
+        f"matted {new} image(s){rate}, {report.reused} already done, {len(failed)} skipped; "
+        f"report: {report.path}"
     )
     if review:
         click.echo(f"{len(review)} image(s) below confidence {threshold} - please look at them:")

@@ -27,10 +27,10 @@ def _load_character(path: Path):
 @click.option("--fps", default=30.0, show_default=True, type=click.FloatRange(min=0.01),
               help="Sampling rate for motions (MMD motions play at 30 fps).")
 @click.option("--max-poses", type=click.IntRange(min=1), default=None,
-              help="Keep at most this many poses (evenly spaced through the motions).")
+              help="Keep at most this many motion poses (evenly spaced through all motions).")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the random pose sampler.")
 @click.option("--sample", default=0, show_default=True, type=click.IntRange(min=0),
-              help="Add this many random joint-limited poses.")
+              help="Add this many random joint-limited poses (on top of --max-poses).")
 @click.option("--character", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Converted character (.npz) or model file to solve IK on and fit the sampler to.")
 @click.option("--preview", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -39,7 +39,7 @@ def _load_character(path: Path):
 def command(args, fps, max_poses, seed, sample, character, preview, quiet) -> None:
     """Turn motions into a pose library that drives any converted character.
 
-    MOTIONS is a VMD / BVH / glTF (GLB, VRM) file or a folder searched
+    MOTIONS is a VMD / BVH / glTF (GLB, VRM, VRMA) file or a folder searched
     recursively. VMD motions are played with MMD's IK (on the --character's own
     IK chains when it is an MMD model, with two-bone leg IK otherwise); BVH and
     glTF motions are retargeted onto the humanoid, compensating their rest pose

@@ -76,8 +76,9 @@ def command(meshes_dir, out_dir, characters_dir, motions_dir, poses_path, poses_
 
     if motions_dir is not None and poses_path is not None:
         raise UserError("give --motions or --poses, not both")
+    skipped: list[dict] = []
     if motions_dir is not None:
-        poses_path = _motions_library(motions_dir, out_dir, seed)
+        poses_path, skipped = _motions_library(motions_dir, out_dir, seed)
     config = SynthConfig(
         poses_per_character=poses_per_character, views=views, resolution=resolution, seed=seed,
         images_per_clip=images_per_clip, projection=projection, yaw_range=_range(yaw, "yaw"),
@@ -86,25 +87,29 @@ def command(meshes_dir, out_dir, characters_dir, motions_dir, poses_path, poses_
         max_shard_clips=shard_clips,
     )
     report = synth_folder(meshes_dir, out_dir, config, characters_dir=characters_dir, engine_name=engine,
-                          workers=workers, address=address, progress=not quiet)
+                          workers=workers, address=address, progress=not quiet, skipped=skipped)
     click.echo(report.summary())
     click.echo(f"report: {Path(out_dir) / 'synth_report.json'}")
     if report.clips_written == 0 and report.clips_already_done == 0:
         raise UserError("nothing was synthesized", out_dir)
 
 
-def _motions_library(motions_dir: Path, out_dir: Path, seed: int) -> Path:
-    """Read every motion in ``motions_dir`` into one pose library, OUT_DIR/poses/motions.npz, through
-    `conrdata poses MOTIONS_DIR OUT.npz` (so both commands read motions the same way). Reused on reruns."""
+def _motions_library(motions_dir: Path, out_dir: Path, seed: int) -> tuple[Path, list[dict]]:
+    """Every motion under ``motions_dir`` as one pose library, OUT_DIR/poses/motions.npz (kept for
+    reruns, so a resumed run uses the same poses), and the motion files skipped with their reasons."""
+    from conrdata.poses import load_pose_library, save_pose_library
+    from conrdata.poses.build import build_library
+
     path = Path(out_dir) / "poses" / "motions.npz"
     if path.exists():
-        return path
-    try:
-        from conrdata.commands.poses import command as poses_command
-    except ImportError as err:
-        raise UserError("reading motions needs `conrdata poses`, which is not available") from err
-    path.parent.mkdir(parents=True, exist_ok=True)
-    poses_command.main([str(motions_dir), str(path), "--seed", str(seed)], standalone_mode=False)
-    if not path.exists():
-        raise UserError("no pose library could be made from the motions in this folder", motions_dir)
-    return path
+        skipped = load_pose_library(path).meta.get("skipped", {})
+    else:
+        lib, report = build_library(motions_dir, None, seed=seed)
+        if len(lib) == 0:
+            reasons = "; ".join(f"{Path(f).name}: {why}" for f, why in list(report.skipped.items())[:3])
+            raise UserError(f"no poses could be read from the motions here ({reasons or 'no motion files'})",
+                            motions_dir)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_pose_library(lib, path)
+        skipped = report.skipped
+    return path, [{"item": str(f), "reason": str(why)} for f, why in skipped.items()]

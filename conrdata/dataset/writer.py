@@ -117,6 +117,7 @@ class _OpenShard:
         self.writer = DeterministicTarWriter(self.tmp)
         self.clips: list[dict] = []
         self.images = 0
+        self.dirty = False  # True while a clip's members are half written
 
 
 class DatasetWriter:
@@ -333,9 +334,11 @@ class DatasetWriter:
             shard = self._open[split] = _OpenShard(self.shard_dir, split, self._next_index[split])
             self._next_index[split] += 1
         offset = shard.writer.tell()
+        shard.dirty = True
         for name, data in members:
             shard.writer.add(name, data)
         shard.writer.flush()
+        shard.dirty = False
         n_images = len(record["images"])
         n_lab = sum(bool(im.get("udp")) for im in record["images"])
         shard.clips.append(
@@ -381,7 +384,11 @@ class DatasetWriter:
         if self._closed:
             return
         for split in sorted(self._open):
-            self._finish(split)
+            if self._open[split].dirty:  # interrupted inside write(): never publish a half clip
+                log.warning("dropping shard %s: a clip was interrupted mid-write", self._open[split].name)
+                self._open.pop(split).writer.abort()
+            else:
+                self._finish(split)
         self._write_manifests()
         self._closed = True
         self._lock.release()

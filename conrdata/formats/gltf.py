@@ -159,16 +159,16 @@ class GltfDocument:
         Normalised integer accessors come back as float32 in [0, 1] / [-1, 1];
         other integers keep their dtype; floats are float32.
         """
+        acc = self.item("accessors", index)  # validates the index first
         if index in self._cache:
             return self._cache[index].copy()
-        acc = self.item("accessors", index)
         where = f"accessors[{index}]"
         ctype = acc.get("componentType")
-        if ctype not in COMPONENT_DTYPES:
+        if not isinstance(ctype, int) or ctype not in COMPONENT_DTYPES:
             raise FormatError(f"{where} has unknown componentType {ctype!r}", self.path)
         dtype = COMPONENT_DTYPES[ctype]
         atype = acc.get("type")
-        if atype not in TYPE_SIZES:
+        if not isinstance(atype, str) or atype not in TYPE_SIZES:
             raise FormatError(f"{where} has unknown type {atype!r}", self.path)
         ncomp = TYPE_SIZES[atype]
         count = _nonneg_int(acc.get("count"), f"{where}.count", self.path)
@@ -283,8 +283,8 @@ class GltfDocument:
         t = _floats(node.get("translation", [0, 0, 0]), 3, f"nodes[{index}].translation", self.path)
         r = _floats(node.get("rotation", [0, 0, 0, 1]), 4, f"nodes[{index}].rotation", self.path)
         s = _floats(node.get("scale", [1, 1, 1]), 3, f"nodes[{index}].scale", self.path)
-        norm = np.linalg.norm(r)
-        if not norm > 1e-12:
+        norm = float(np.linalg.norm(r)) if np.abs(r).max() < 1e6 else np.inf
+        if not 1e-12 < norm < 1e6:
             raise FormatError(f"nodes[{index}].rotation is not a unit quaternion", self.path)
         from conrdata.rig import quat_to_matrix
 

@@ -42,6 +42,8 @@ from conrdata.rig import Material, Rig
 
 #: Refuse models larger than this many vertices (a guard, far above any real character).
 MAX_VERTICES = 20_000_000
+#: Largest coordinate accepted (in file units, after node transforms): anything beyond is corrupt.
+MAX_COORDINATE = 1e7
 
 
 def read_gltf(path) -> Rig:
@@ -95,9 +97,10 @@ class _RigReader:
         if len(order) != n:
             raise self.fail("the node graph has a cycle")
         world = np.zeros((n, 4, 4))
-        for i in order:
-            local = self.doc.node_local_matrix(i)
-            world[i] = local if parent[i] < 0 else world[parent[i]] @ local
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported just below
+            for i in order:
+                local = self.doc.node_local_matrix(i)
+                world[i] = local if parent[i] < 0 else world[parent[i]] @ local
         if not np.all(np.isfinite(world)):
             raise self.fail("node transforms overflow to non-finite values")
         self.node_parent = parent
@@ -354,7 +357,7 @@ class _RigReader:
         if self.vrm0 is not None and isinstance(self.vrm0.get("materialProperties"), list):
             for i, mp in enumerate(self.vrm0["materialProperties"]):
                 if isinstance(mp, dict):
-                    props.setdefault(("name", mp.get("name")), mp)
+                    props.setdefault(("name", str(mp.get("name"))), mp)
                     props[("index", i)] = mp
         self._tex_cache: dict[int, np.ndarray] = {}
         out = [None] * len(self.material_slots)
@@ -374,14 +377,15 @@ class _RigReader:
             if isinstance(tex_info, dict) and tex_info.get("texCoord", 0) != 0:
                 self.warnings.append(f"material {name}: base colour texture uses texCoord != 0; "
                                      "read with UV 0")
-            if isinstance(tex_info, dict) and "KHR_texture_transform" in (tex_info.get("extensions") or {}):
+            tex_ext = tex_info.get("extensions") if isinstance(tex_info, dict) else None
+            if isinstance(tex_ext, dict) and "KHR_texture_transform" in tex_ext:
                 self.warnings.append(f"material {name}: KHR_texture_transform ignored")
             alpha_mode = m.get("alphaMode", "OPAQUE")
             if alpha_mode not in ("OPAQUE", "MASK", "BLEND"):
                 raise self.fail(f"materials[{mat_index}].alphaMode {alpha_mode!r} is not valid")
             cutoff = m.get("alphaCutoff", 0.5)
             double = bool(m.get("doubleSided", False))
-            mp = props.get(("name", m.get("name"))) or props.get(("index", mat_index))
+            mp = props.get(("name", str(m.get("name")))) or props.get(("index", mat_index))
             if mp is not None:
                 tex_props = mp.get("textureProperties") or {}
                 vec_props = mp.get("vectorProperties") or {}
@@ -411,6 +415,8 @@ class _RigReader:
 
         tex = self.doc.item("textures", tex_index)
         source = tex.get("source")
+        if source is not None:
+            self.doc.item("images", source)  # validates the index
         if source is None:
             self.warnings.append(f"material {material_name}: texture {tex_index} has no PNG/JPEG source "
                                  "(extension-only image); using grey")
@@ -499,6 +505,9 @@ class _RigReader:
         materials = self.materials()
         humanoid = self.humanoid()
         vertices, normals, heads = self.vertices, self.normals, self.bone_heads
+        for what, arr in (("vertex positions", vertices), ("joint positions", heads)):
+            if not np.all(np.abs(arr) < MAX_COORDINATE):
+                raise self.fail(f"{what} are out of range (beyond {MAX_COORDINATE:g} or not finite)")
         source_forward = "+Z"
         if self.vrm0 is not None:
             turn = np.array([-1.0, 1.0, -1.0])  # 180 degrees about +Y

@@ -139,7 +139,9 @@ def _robust_fit(feats: np.ndarray, colors: np.ndarray, inliers: np.ndarray, iter
     for _ in range(iters):
         if inliers.sum() < feats.shape[1] * 3:
             inliers = np.ones(len(colors), bool)
-        coef, *_ = np.linalg.lstsq(feats[inliers], colors[inliers], rcond=None)
+        a = feats[inliers]
+        # Normal equations (a few terms, well conditioned on [-1, 1]); a tiny ridge keeps them solvable.
+        coef = np.linalg.solve(a.T @ a + 1e-6 * np.eye(a.shape[1]), a.T @ colors[inliers])
         resid = np.sqrt(((feats @ coef - colors) ** 2).sum(-1))
         sigma = 1.4826 * np.median(resid[inliers]) + 0.5
         new = resid < max(4.0 * sigma, 6.0)
@@ -149,20 +151,19 @@ def _robust_fit(feats: np.ndarray, colors: np.ndarray, inliers: np.ndarray, iter
     return coef, resid, inliers
 
 
-def _mode_start(colors: np.ndarray, seed: int, radius: float = 10.0) -> np.ndarray:
+def _mode_start(colors: np.ndarray, radius: float = 10.0) -> np.ndarray:
     """Border pixels near the most common border colour (the start of the robust fit)."""
-    rng = np.random.default_rng(seed)
-    cand = colors[rng.choice(len(colors), size=min(len(colors), 256), replace=False)]
-    sub = colors[rng.choice(len(colors), size=min(len(colors), 4096), replace=False)]
-    counts = [(np.sqrt(((sub - c) ** 2).sum(-1)) < radius).sum() for c in cand]
-    mode = cand[int(np.argmax(counts))]
+    q = np.floor(colors / 8.0).astype(np.int64)
+    codes = (q[:, 0] << 10) | (q[:, 1] << 5) | q[:, 2]
+    values, inverse, counts = np.unique(codes, return_inverse=True, return_counts=True)
+    mode = colors[inverse.ravel() == int(np.argmax(counts))].mean(0)
     return np.sqrt(((colors - mode) ** 2).sum(-1)) < radius
 
 
 def _fit_components(ys, xs, colors, shape, seed: int = 0) -> tuple[list[Component], np.ndarray, np.ndarray]:
     """Fit the component set to border samples; returns (components, residual (N,), explained mask (N,))."""
     h, w = shape
-    start = _mode_start(colors, seed)
+    start = _mode_start(colors)
     # Polynomials of rising degree, each started from the previous one's inliers; the lowest degree
     # that explains (almost) as much of the border, as tightly, as the best one wins.
     fits = []

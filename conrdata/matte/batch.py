@@ -63,6 +63,7 @@ class MatteReport:
     path: Path
     threshold: float
     reused: int = 0
+    seconds: float = 0.0
     counts: dict = field(default_factory=dict)
 
     @property
@@ -205,13 +206,16 @@ def run_matte(
     progress: bool = True,
 ) -> MatteReport:
     """Matte every image under ``in_dir`` into ``out_dir``; returns the report (also written as CSV)."""
+    start = time.perf_counter()
     in_dir, out_dir = Path(in_dir), Path(out_dir)
     if not in_dir.is_dir():
         raise UserError("input folder not found", in_dir)
     if out_dir.resolve() == in_dir.resolve():
         raise UserError("output folder must differ from the input folder", out_dir)
     options = options or MatteOptions()
-    sources = list_images(in_dir)
+    out_resolved = out_dir.resolve()
+    # OUT_DIR may sit inside IN_DIR: its PNGs are outputs, not inputs.
+    sources = [p for p in list_images(in_dir) if out_resolved not in p.resolve().parents]
     out_dir.mkdir(parents=True, exist_ok=True)
     report_path = out_dir / REPORT_NAME
     previous = _read_report(report_path)
@@ -253,4 +257,4 @@ def run_matte(
             r["output"] = ""
     write_report(ordered, report_path)
     counts = Counter(r["status"] for r in ordered)
-    return MatteReport(ordered, report_path, threshold, reused, dict(counts))
+    return MatteReport(ordered, report_path, threshold, reused, time.perf_counter() - start, dict(counts))

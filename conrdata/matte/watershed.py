@@ -11,14 +11,21 @@ Pipeline (on a working-resolution copy of at most ``max_side`` pixels):
    foreground; ``holes="cut"`` makes every one larger than ``min_hole`` of the
    image transparent; ``holes="auto"`` (default) cuts one only when it is
    *evidently* background: the region tracks a gradient background's
-   variation, or shows the paper's noise texture. A flat region that merely has
-   the background colour (a white shirt on white paper, the whites of the eyes)
-   is ambiguous and stays foreground; such regions are counted in the report.
+   variation, shows the paper's noise texture, or repeats a *distinctive* flat
+   background colour (one far from white and black) to within the noise. A
+   region that merely has a white or black background's colour (a white shirt
+   on white paper, the whites of the eyes) is ambiguous and stays foreground;
+   such regions are counted in the report and lower the confidence. A hint
+   (black scribble inside) or ``--holes cut`` opens them.
 4. Markers: sure background = outside eroded by the unknown band; sure
    foreground = the interior of the coarse mask (distance transform larger than
    the band) plus line-art ridges (pixels near the local maximum of ``d``, so
    thin lines and strands that have no interior survive); hint pixels override.
-5. ``cv2.watershed`` decides the unknown band along the strongest colour edges.
+5. ``cv2.watershed`` decides the unknown band, flooding the distance-to-background
+   image ``d`` (not the colours), so the edge falls where ``d`` jumps most and
+   an outline joins the fill it borders rather than a similar-coloured
+   background; a watershed-line pixel is foreground when its ``d`` is at least
+   half that of its foreground neighbours (alpha >= 0.5 for a blend).
 6. Clean-up: only the character's component(s) are kept (components of at least
    ``min_component`` of the largest one, or touched by a foreground hint);
    enclosed gaps are filled again unless they hold a background marker.
@@ -185,7 +192,8 @@ def _evident_hole(
         return True
     # A distinctive flat colour (not near white or black, the usual colours of paint highlights, eyes
     # and shirts) repeated to within the noise is the background showing through.
-    if pred_range < 6.0:
+    # On noisy paper a tolerance wide enough for the noise also admits paint: the texture rule decides there.
+    if pred_range < 6.0 and model.blur == 0:
         bg = pk.mean(0)
         if min(np.linalg.norm(bg - 255.0), np.linalg.norm(bg)) > DISTINCT_FROM_WHITE:
             match = float(np.linalg.norm(np.median(colors, 0) - bg))
@@ -248,15 +256,20 @@ def segment(work: np.ndarray, model: BackgroundModel, hint: np.ndarray | None, o
     markers = np.zeros((h, w), np.int32)
     markers[sure_bg] = 1
     markers[sure_fg] = 2
-    wimg = sm if model.blur > 0 else work
-    cv2.watershed(np.ascontiguousarray(wimg[..., ::-1]), markers)
+    # Flood the distance-to-background image rather than the colours: an outline between a fill and a
+    # background of similar colour then joins the side it differs least from in *distance*, the fill.
+    dq = np.clip(d, 0, 255).astype(np.uint8)
+    cv2.watershed(cv2.merge([dq, dq, dq]), markers)
 
     raw_d = model.distance_map(work) if model.blur > 0 else d
     raw_max = cv2.dilate(raw_d, np.ones((5, 5), np.uint8))
     half_rule = (raw_d >= t) & (raw_d >= 0.5 * raw_max)
     mask = markers == 2
     boundary = markers == -1
-    mask[boundary] = half_rule[boundary]
+    # A watershed line pixel joins the foreground when it is at least half as far from the background
+    # as its foreground neighbours (alpha >= 0.5 for a blend of the two).
+    fg_d = cv2.dilate(np.where(mask, raw_d, 0).astype(np.float32), _SQUARE)
+    mask[boundary] = ((raw_d >= t) & (raw_d >= 0.5 * fg_d))[boundary]
     mask = _keep_character(mask, hint_fg, opts.min_component)
     mask = _fill_enclosed(mask, sure_bg)
 

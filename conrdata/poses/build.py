@@ -13,7 +13,7 @@ from conrdata.errors import UserError
 from conrdata.poses.library import PoseLibrary, empty_library
 from conrdata.rig import Rig
 
-MOTION_EXTENSIONS = (".vmd", ".bvh", ".glb", ".gltf", ".vrm")
+MOTION_EXTENSIONS = (".vmd", ".bvh", ".glb", ".gltf", ".vrm", ".vrma")
 
 
 def motion_library(path: str | os.PathLike, rig: Rig | None = None, fps: float = 30.0,
@@ -34,7 +34,7 @@ def motion_library(path: str | os.PathLike, rig: Rig | None = None, fps: float =
         from conrdata.poses.retarget import bvh_to_library
 
         lib = bvh_to_library(read_bvh(path), rig, fps=fps, max_poses=max_poses, name=path.stem)
-    elif ext in (".glb", ".gltf", ".vrm"):
+    elif ext in (".glb", ".gltf", ".vrm", ".vrma"):
         from conrdata.poses.gltf_anim import gltf_to_library
 
         lib = gltf_to_library(path, rig, fps=fps, max_poses=max_poses, name=path.stem)
@@ -72,8 +72,8 @@ def build_library(
     seed: int = 0,
     progress: Callable | None = None,
 ) -> tuple[PoseLibrary, BuildReport]:
-    """Every motion under ``motions`` plus ``sample`` sampled poses, capped at ``max_poses`` in total
-    (evenly spaced across the motions). Bad files are skipped and reported."""
+    """Every motion under ``motions`` (at most ``max_poses`` of them, evenly spaced across all motions)
+    plus ``sample`` sampled poses. Bad files are skipped and reported."""
     report = BuildReport()
     libs: list[PoseLibrary] = []
     files = find_motions(motions) if motions is not None else []
@@ -93,8 +93,8 @@ def build_library(
         if missing:
             report.missing_bones[str(f)] = list(missing)
     motion_lib = PoseLibrary.concatenate(libs) if libs else None
-    if motion_lib is not None and max_poses is not None and len(motion_lib) > max_poses - sample > 0:
-        keep = np.unique(np.linspace(0, len(motion_lib) - 1, max_poses - sample).round().astype(int))
+    if motion_lib is not None and max_poses is not None and len(motion_lib) > max_poses:
+        keep = np.unique(np.linspace(0, len(motion_lib) - 1, max_poses).round().astype(int))
         motion_lib = motion_lib.select(keep)
     parts = [motion_lib] if motion_lib is not None else []
     if sample:

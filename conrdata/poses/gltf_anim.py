@@ -10,8 +10,9 @@ glTF nodes carry rest rotations; the node hierarchy's world rotations at each
 sampled time, relative to the same node's rest world rotation, are the
 normalised-bone rotations the retargeting step takes
 (:func:`conrdata.poses.retarget.retarget_world`). Humanoid bones come from the
-VRM humanoid (``VRMC_vrm`` 1.0 or ``VRM`` 0.x) when present, else from node
-names through :func:`conrdata.bonemaps.map_bone_names`.
+VRM humanoid (``VRMC_vrm`` 1.0, ``VRMC_vrm_animation`` of .vrma files, or
+``VRM`` 0.x) when present, else from node names through
+:func:`conrdata.bonemaps.map_bone_names`.
 """
 
 from __future__ import annotations
@@ -120,6 +121,8 @@ def humanoid_nodes(doc: GltfDocument) -> dict[str, int]:
     n_nodes = len(doc.list("nodes"))
     found: dict[str, int] = {}
     vrm1 = ext.get("VRMC_vrm")
+    if not isinstance(vrm1, dict):
+        vrm1 = ext.get("VRMC_vrm_animation")  # .vrma motion files map their nodes the same way
     vrm0 = ext.get("VRM")
     if isinstance(vrm1, dict):
         bones = ((vrm1.get("humanoid") or {}).get("humanBones") or {})
@@ -212,7 +215,7 @@ def gltf_to_library(path: str | os.PathLike, target: Rig | None = None, fps: flo
                 raise FormatError(f"animations[{a}].samplers[{s_i}] key times decrease", path)
             parsed.append((node, what, times, vals, interp))
             t_end = max(t_end, float(times[-1]))
-        n = int(np.floor(t_end * fps + 1e-9)) + 1
+        n = int(np.floor(t_end * fps + 1e-3)) + 1
         if n > MAX_SAMPLES:
             raise FormatError(f"animations[{a}] lasts {t_end:.0f} s: too many samples at {fps} fps", path)
         t = np.arange(n) / fps

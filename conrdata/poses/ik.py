@@ -62,6 +62,10 @@ def _from_euler_xyz(a: np.ndarray) -> np.ndarray:
     return rx @ ry @ rz
 
 
+def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.array([a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]])
+
+
 def _unit(v: np.ndarray) -> np.ndarray | None:
     n = float(np.linalg.norm(v))
     return None if n < 1e-9 else v / n
@@ -155,7 +159,7 @@ def hinge_angle_for_distance(
     s_par = axis * float(axis @ s)
     s_perp = s - s_par
     a = float(u @ s_perp)
-    b = float(u @ np.cross(axis, s_perp))
+    b = float(u @ _cross(axis, s_perp))
     c = 0.5 * (distance**2 - u @ u - s @ s) - float(u @ s_par)
     r = math.hypot(a, b)
     cands = []
@@ -214,7 +218,7 @@ def _aim(
     v2 = _unit(target - j)
     if v1 is None or v2 is None:
         return
-    axis = _unit(np.cross(v1, v2))
+    axis = _unit(_cross(v1, v2))
     if axis is None:
         return
     angle = min(math.acos(max(-1.0, min(1.0, float(v1 @ v2)))), max_angle)
@@ -256,8 +260,10 @@ def solve_ccd(state: PoseState, chain: IKChain, target: np.ndarray | None = None
     path = chain_path(state.parents, top, chain.target_bone)
     max_angle = float(chain.max_angle) if chain.max_angle and chain.max_angle > 0 else math.pi
     lim_of = [None if limits is None else limits[k] for k in range(len(links))]
+    hinge = [_is_hinge(lim) for lim in lim_of]
+    limited = [lim is not None and not np.all(np.isnan(lim)) for lim in lim_of]
     # Distance first for a hinge (the knee), so the iterations start from the right bend.
-    if len(links) >= 2 and _is_hinge(lim_of[0]):
+    if len(links) >= 2 and hinge[0]:
         _set_hinge_by_distance(
             state,
             path,
@@ -269,10 +275,11 @@ def solve_ccd(state: PoseState, chain: IKChain, target: np.ndarray | None = None
             float(lim_of[0][1, 0]),
         )
         _aim(state, path, top, chain.target_bone, target)
+    prev = math.inf
     for _ in range(max(1, int(chain.iterations))):
         for k, link in enumerate(links):
             lim = lim_of[k]
-            if _is_hinge(lim):
+            if hinge[k]:
                 p = state.parents[link]
                 axis = state.world_r[p] @ np.array([1.0, 0, 0])
                 j = state.world_p[link]
@@ -282,20 +289,21 @@ def solve_ccd(state: PoseState, chain: IKChain, target: np.ndarray | None = None
                 v2 -= axis * (axis @ v2)
                 if _unit(v1) is None or _unit(v2) is None:
                     continue
-                delta = math.atan2(float(axis @ np.cross(v1, v2)), float(v1 @ v2))
+                delta = math.atan2(float(axis @ _cross(v1, v2)), float(v1 @ v2))
                 delta = max(-max_angle, min(max_angle, delta))
                 ang = min(max(_hinge_current(state.local_r[link]) + delta, lim[0, 0]), lim[1, 0])
                 state.local_r[link] = _rx(ang)
                 state.refresh(path[path.index(link) :])
             else:
                 _aim(state, path, link, chain.target_bone, target, max_angle)
-                if lim is not None and not np.all(np.isnan(lim)):
+                if limited[k]:
                     e = _euler_xyz(state.local_r[link])
                     lo = np.where(np.isnan(lim[0]), -np.inf, lim[0])
                     hi = np.where(np.isnan(lim[1]), np.inf, lim[1])
                     state.local_r[link] = _from_euler_xyz(np.clip(e, lo, hi))
                     state.refresh(path[path.index(link) :])
         err = float(np.linalg.norm(state.world_p[chain.target_bone] - target))
-        if err < tol:
+        if err < tol or prev - err < 1e-7:  # reached, or stalled (unreachable / at a limit)
             break
+        prev = err
     return float(np.linalg.norm(state.world_p[chain.target_bone] - target))

@@ -117,6 +117,13 @@ class PoseLibrary:
                 t = t * (ref_h / float(lib.meta["hips_height"]))
             trans.append(t)
             ids += lib.pose_ids
+        seen: dict[str, int] = {}
+        for k, pid in enumerate(ids):  # keep ids unique (two files may share a stem)
+            if pid in seen:
+                seen[pid] += 1
+                ids[k] = f"{pid}~{seen[pid]}"
+            else:
+                seen[pid] = 1
         out_meta = dict(meta or {})
         if ref_h:
             out_meta.setdefault("hips_height", ref_h)

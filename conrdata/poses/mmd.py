@@ -42,6 +42,7 @@ import numpy as np
 
 from conrdata.humanoid import HUMANOID_BONES
 from conrdata.poses.ik import PoseState, solve_ccd, solve_two_bone
+from conrdata.poses.kinematics import fk_batch
 from conrdata.poses.library import PoseLibrary, library_from_world
 from conrdata.poses.quat import (
     axis_rotation,
@@ -264,7 +265,9 @@ def _proxy_skeleton(rig: Rig) -> MmdSkeleton:
 # --- playing a motion ------------------------------------------------------------------------------
 
 
-def _apply_inherit(local_q: np.ndarray, inherit: list[dict]) -> np.ndarray:
+def _apply_inherit(local_q: np.ndarray, inherit: list[dict], own: np.ndarray | None = None) -> np.ndarray:
+    """MMD inherit-rotation links on locals (F, B, 4): bone = slerp(I, source, weight) @ its own rotation
+    (its own = ``own[:, bone]`` when given, else its current local)."""
     if not inherit:
         return local_q
     out = local_q.copy()
@@ -278,7 +281,8 @@ def _apply_inherit(local_q: np.ndarray, inherit: list[dict]) -> np.ndarray:
         q = out[:, src]
         if w < 0:
             q, w = quat_conj(q), -w
-        out[:, b] = quat_mul(quat_slerp(ident, q, w), out[:, b])
+        base = own[:, b] if own is not None else out[:, b]
+        out[:, b] = quat_mul(quat_slerp(ident, q, w), base)
     return out
 
 
@@ -300,7 +304,8 @@ def evaluate_vmd(
         pos, rot = sample_track(track, frames)
         local_q[:, b] = rot * np.array([-1.0, -1.0, 1.0, 1.0])
         local_t[:, b] = pos * np.array([1.0, 1.0, -1.0]) * skel.translation_scale
-    local_q = _apply_inherit(quat_normalize(local_q), skel.inherit)
+    keyed = quat_normalize(local_q)
+    local_q = _apply_inherit(keyed, skel.inherit)
     local_r = quat_to_matrix(local_q)
     ik_names = {c.ik_bone: skel.names[c.ik_bone] for c in skel.ik_chains}
     ik_names.update({leg[0]: skel.names[leg[0]] for leg in skel.legs})
@@ -314,8 +319,7 @@ def evaluate_vmd(
             state = states.get(key, state)
         return state
 
-    world_q = np.empty((F, B, 4))
-    world_p = np.empty((F, B, 3))
+    solved = np.empty((F, B, 4))
     for i in range(F):
         st = PoseState(skel.parents, skel.heads, local_r[i], local_t[i])
         for chain in skel.ik_chains:
@@ -329,13 +333,13 @@ def evaluate_vmd(
             st.refresh(st.subtree(ankle))
             solve_ccd(st, IKChain(ik_bone=toe_ik, target_bone=toe, links=np.array([ankle]), iterations=3))
             st.refresh(st.subtree(ankle))
-        if skel.inherit:
-            # Deform copies follow the solved IK links.
-            q = _apply_inherit(quat_from_matrix(st.local_r)[None], skel.inherit)[0]
-            st.local_r = quat_to_matrix(q)
-            st.refresh()
-        world_q[i] = quat_from_matrix(st.world_r)
-        world_p[i] = st.world_p
+        solved[i] = quat_from_matrix(st.local_r)
+    if skel.inherit:
+        # Deform copies (D bones, cancel bones) follow the IK-solved links: redo the inheritance from the
+        # keyed rotations of the inheriting bones, except where IK itself turned them.
+        links = {int(k) for c in skel.ik_chains for k in c.links}
+        solved = _apply_inherit(solved, [x for x in skel.inherit if int(x["bone"]) not in links], own=keyed)
+    world_q, world_p = fk_batch(skel.parents, skel.heads, solved, None, local_t)
     return world_q, world_p, sorted(missing)
 
 

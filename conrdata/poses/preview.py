@@ -18,7 +18,7 @@ from PIL import Image, ImageDraw
 
 from conrdata.poses.kinematics import fk_batch
 from conrdata.poses.library import PoseLibrary, poses_for_rig
-from conrdata.poses.skeleton import standard_skeleton
+from conrdata.poses.skeleton import is_ik_bone_name, standard_skeleton
 from conrdata.rig import Rig, quat_to_matrix, skin, skinning_matrices
 
 VIEWS: dict[str, tuple[np.ndarray, np.ndarray]] = {
@@ -73,6 +73,8 @@ def render_strip(
         sub = np.random.default_rng(0).choice(
             len(skel.vertices), size=min(4000, len(skel.vertices)), replace=False
         )
+    # MMD IK target bones stay where the motion put them, not on the limb: leave them out of the drawing.
+    hidden = [is_ik_bone_name(n) for n in skel.bone_names]
     for c, _ in enumerate(indices):
         pts_mesh = None
         if sub is not None:
@@ -92,7 +94,7 @@ def render_strip(
                 for x, y in zip(xs, ys):
                     draw.point((float(x), float(y)), fill=(200, 200, 200))
             for b, p in enumerate(skel.bone_parents):
-                if p < 0:
+                if p < 0 or hidden[b]:
                     continue
                 x0, y0 = proj(wp[c, p])
                 x1, y1 = proj(wp[c, b])
@@ -102,6 +104,8 @@ def render_strip(
                     width=2,
                 )
             for b in range(skel.num_bones):
+                if hidden[b]:
+                    continue
                 x, y = proj(wp[c, b])
                 draw.ellipse([float(x) - 1.5, float(y) - 1.5, float(x) + 1.5, float(y) + 1.5], fill=(0, 0, 0))
             if r == 0:

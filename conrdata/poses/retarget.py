@@ -191,7 +191,9 @@ def bvh_to_library(motion, target: Rig | None = None, fps: float | None = None, 
     F = motion.num_frames
     times = np.arange(F) * motion.frame_time
     if fps:
-        t = np.arange(0.0, times[-1] + 1e-9, 1.0 / fps) if F else np.zeros(0)
+        # A thousandth of a frame of slack: files round their frame time (0.033333 for 30 fps).
+        n = int(np.floor(times[-1] * fps + 1e-3)) + 1 if F else 0
+        t = np.arange(n) / fps
         idx = np.clip(np.round(t / motion.frame_time).astype(int), 0, max(F - 1, 0))
     else:
         idx = np.arange(F)

@@ -39,7 +39,6 @@ taken from the rig (its A-pose bind) or from :func:`standard_skeleton`.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,7 +47,7 @@ from conrdata.humanoid import HUMANOID_BONES
 from conrdata.poses.kinematics import fk_batch
 from conrdata.poses.library import PoseLibrary, poses_for_rig
 from conrdata.poses.quat import euler_to_quat, quat_from_axis_angle, quat_mul, quat_normalize
-from conrdata.poses.skeleton import hips_height, standard_skeleton
+from conrdata.poses.skeleton import hips_height, is_ik_bone_name, standard_skeleton
 from conrdata.rig import Rig
 
 _C = np.sqrt(0.5)
@@ -124,12 +123,10 @@ def _mirror_axis(a) -> np.ndarray:
     return np.array([a[0], -a[1], -a[2]])
 
 
-_IK_RE = re.compile(r"(^|[^a-z])ik([^a-z]|$)")
-
-
 def secondary_bones(rig: Rig) -> list[int]:
     """Bones the sampler swings a little: non-humanoid, hanging below a humanoid bone, not above one,
-    and not an MMD IK / twist helper (hair, skirt, ribbons, tails...)."""
+    not an MMD IK / twist helper and not a bone that copies another's rotation (MMD D bones):
+    hair, skirt, ribbons, tails..."""
     hum = set(rig.humanoid.values())
     above: set[int] = set()
     for h in hum:
@@ -140,12 +137,13 @@ def secondary_bones(rig: Rig) -> list[int]:
     below: list[bool] = []
     for p in rig.bone_parents:
         below.append(p >= 0 and (int(p) in hum or below[int(p)]))
+    inherits = {int(x["bone"]) for x in (rig.meta.get("mmd") or {}).get("inherit") or []}
     out = []
     for b, name in enumerate(rig.bone_names):
         low = name.lower()
-        if b in hum or b in above or not below[b]:
+        if b in hum or b in above or not below[b] or b in inherits:
             continue
-        if _IK_RE.search(low) or "ＩＫ" in name or "捩" in name or "twist" in low:
+        if is_ik_bone_name(name) or "捩" in name or "twist" in low:
             continue
         out.append(b)
     return out

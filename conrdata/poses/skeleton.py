@@ -13,6 +13,8 @@ BVH / glTF retargeting, and as the MMD proxy for VMD evaluation.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from conrdata.humanoid import HUMANOID_BONES
@@ -164,6 +166,14 @@ def standard_skeleton() -> Rig:
         materials=[Material("none")],
         meta={"source": "standard_skeleton", "hips_height": heads["hips"][1], "height": STANDARD_HEIGHT},
     )
+
+
+_IK_RE = re.compile(r"(^|[^a-z])ik([^a-z]|$)")
+
+
+def is_ik_bone_name(name: str) -> bool:
+    """MMD IK target bones (左足ＩＫ, leg IK_L, 足IK親...): no skin, they stay where a motion puts them."""
+    return bool(_IK_RE.search(name.lower())) or "ＩＫ" in name
 
 
 def rig_height(rig: Rig) -> float:

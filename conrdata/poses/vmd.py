@@ -138,11 +138,10 @@ def parse_vmd(data: bytes, path: str | os.PathLike | None = None) -> VmdMotion:
         if not (np.all(np.isfinite(rec["pos"])) and np.all(np.isfinite(rec["rot"]))):
             raise FormatError("VMD bone keyframe holds non-finite numbers", path)
         # MMD pads names with junk after the NUL, so group by the decoded name, not the raw bytes.
-        uniq, inverse = np.unique(rec["name"], return_inverse=True)
-        decoded = np.array([_decode(bytes(raw)) for raw in uniq], dtype=object)
+        uniq, first, inverse = np.unique(rec["name"], return_index=True, return_inverse=True)
         by_name: dict[str, list[int]] = {}
-        for k, name in enumerate(decoded):
-            by_name.setdefault(name, []).append(k)
+        for k in np.argsort(first, kind="stable"):  # keep the file's order of first appearance
+            by_name.setdefault(_decode(bytes(uniq[k])), []).append(int(k))
         for name, ks in by_name.items():
             sel = np.nonzero(np.isin(inverse, ks))[0]
             frames = rec["frame"][sel].astype(np.int64)

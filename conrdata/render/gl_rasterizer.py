@@ -94,11 +94,15 @@ void main() {
 class RenderResult:
     """One rendered view. ``rgba`` (H, W, 4) uint8; ``udp`` (H, W, 4) float32 (landmark xyz,
     occupancy; background exactly 0); ``depth`` (H, W) float32 eye depth in metres, 0 on the
-    background (None when not requested). Row 0 is the top of the image."""
+    background (None when not requested). Row 0 is the top of the image. ``ambiguous`` (H, W)
+    bool marks the pixels whose answer depends on sub-pixel rounding - a visible triangle edge
+    through the pixel centre (silhouette and depth edges), alpha at a material's cutoff, a depth
+    tie; only the reference rasterizer fills it, for the cross-check."""
 
     rgba: np.ndarray
     udp: np.ndarray
     depth: np.ndarray | None
+    ambiguous: np.ndarray | None = None
 
     @property
     def mask(self) -> np.ndarray:

@@ -14,6 +14,14 @@ Same inputs (:class:`~conrdata.render.scene.DrawMesh`, :class:`~conrdata.render.
 - the alpha test samples the base-colour texture bilinearly with REPEAT wrapping;
 - visibility: the smallest depth wins (GL_LESS), ties go to the earlier draw.
 
+It also reports which pixels are *ambiguous* (``RenderResult.ambiguous``): a pixel
+whose centre lies within ``EDGE_EPS`` of the edge of a triangle that is, or could
+have been, the visible one (silhouettes, depth edges, alpha-test edges), whose
+sampled alpha is within ``ALPHA_EPS`` of the cutoff, or whose two nearest surfaces
+tie in depth. There a real GPU, which snaps vertices to a sub-pixel grid and filters
+in fixed point, may legitimately decide the other way; everywhere else both
+rasterizers must agree to float precision.
+
 Limits: triangles with a vertex outside the near/far planes are dropped rather
 than clipped (our cameras frame the character well inside them), and the colour
 of BLEND surfaces is their own colour, not blended (UDP, occupancy and depth -
@@ -32,6 +40,13 @@ from conrdata.render.gl_rasterizer import RenderResult
 from conrdata.render.scene import DrawMesh, Shading, alpha_kept, draw_list, light_in_world, outline_positions
 
 _BATCH_FRAGMENTS = 1 << 21
+#: Pixels whose centre is closer than this to a triangle edge (in pixels) are "marginal": GPUs snap
+#: vertices to a sub-pixel grid (llvmpipe: 1/256 px), so either answer is right there.
+EDGE_EPS = 1.0 / 128
+#: Sampled alpha this close to a material's cutoff is marginal too (GPUs filter in 8-bit steps).
+ALPHA_EPS = 2.0 / 255
+#: Window depths closer than this are a tie either rasterizer may break either way.
+DEPTH_EPS = 1e-6
 
 
 def sample_bilinear(texture: np.ndarray | None, uv: np.ndarray) -> np.ndarray:
@@ -70,9 +85,13 @@ def _edge(ax, ay, bx, by, px, py):
 
 
 def _fragments(xy, tri, ccw_only: bool, width: int, height: int):
-    """Covered pixels of triangles ``tri`` (T, 3) vertex indices with window coords ``xy``.
+    """Covered and nearly covered pixels of triangles ``tri`` (T, 3) vertex indices with window
+    coords ``xy``.
 
-    Returns (triangle index, pixel x, pixel y, barycentrics (N, 3), front-facing flag)."""
+    Returns (triangle index, pixel x, pixel y, barycentrics (N, 3), front-facing flag, covered,
+    marginal): ``covered`` by the fill rule; ``marginal`` when the pixel centre lies within
+    ``EDGE_EPS`` pixels of one of the triangle's edges (inside or out), where a GPU's
+    sub-pixel vertex snapping may decide the other way."""
     p = xy[tri]  # (T, 3, 2)
     area = _edge(p[:, 0, 0], p[:, 0, 1], p[:, 1, 0], p[:, 1, 1], p[:, 2, 0], p[:, 2, 1])
     front = area > 0
@@ -105,7 +124,7 @@ def _fragments(xy, tri, ccw_only: bool, width: int, height: int):
     out = [o for o in out if o is not None]
     if not out:
         return None
-    return tuple(np.concatenate([o[k] for o in out]) for k in range(5))
+    return tuple(np.concatenate([o[k] for o in out]) for k in range(7))
 
 
 def _grid_fragments(p, idx, order, front, x0, y0, sel, size, width, height):
@@ -115,7 +134,10 @@ def _grid_fragments(p, idx, order, front, x0, y0, sel, size, width, height):
     cx, cy = px + 0.5, py + 0.5
     q = p[sel]
     es = []
-    inside = (px < width) & (py < height)
+    in_image = (px < width) & (py < height)
+    inside = in_image.copy()
+    loose = in_image.copy()
+    near = np.zeros_like(in_image)
     for a, b in ((1, 2), (2, 0), (0, 1)):
         ax, ay = q[:, a, 0, None], q[:, a, 1, None]
         bx, by = q[:, b, 0, None], q[:, b, 1, None]
@@ -123,8 +145,11 @@ def _grid_fragments(p, idx, order, front, x0, y0, sel, size, width, height):
         ddx, ddy = bx - ax, by - ay
         top_left = (ddy < 0) | ((ddy == 0) & (ddx < 0))
         inside &= (e > 0) | ((e == 0) & top_left)
+        dist = e / np.maximum(np.hypot(ddx, ddy), 1e-12)  # signed distance in pixels, > 0 inside
+        loose &= dist > -EDGE_EPS
+        near |= np.abs(dist) < EDGE_EPS
         es.append(e)
-    t, k = np.nonzero(inside)
+    t, k = np.nonzero(loose)
     if len(t) == 0:
         return None
     e = np.stack([es[0][t, k], es[1][t, k], es[2][t, k]], axis=1)
@@ -132,7 +157,7 @@ def _grid_fragments(p, idx, order, front, x0, y0, sel, size, width, height):
     # Back to the triangle's own vertex order.
     bary = np.empty_like(bary_ccw)
     np.put_along_axis(bary, order[sel][t], bary_ccw, axis=1)
-    return idx[sel][t], px[t, k], py[t, k], bary, front[sel][t]
+    return idx[sel][t], px[t, k], py[t, k], bary, front[sel][t], inside[t, k], near[t, k]
 
 
 def reference_rasterize(mesh: DrawMesh, camera: Camera, shading: Shading | None = None) -> RenderResult:
@@ -143,7 +168,8 @@ def reference_rasterize(mesh: DrawMesh, camera: Camera, shading: Shading | None 
     view = camera.view_matrix()
     light = light_in_world(camera.cam_to_world, shading.light_dir).astype(np.float64)
     items = draw_list(mesh, shading)
-    frags = {k: [] for k in ("pix", "z", "order", "landmark", "depth", "color")}
+    frags = {k: [] for k in ("pix", "z", "order", "landmark", "depth", "color", "marginal", "maybe_pix",
+                             "maybe_z")}
     for order, item in enumerate(items):
         mat = mesh.materials[item.material_index]
         pos = outline_positions(mesh, shading) if item.outline else mesh.positions
@@ -154,7 +180,7 @@ def reference_rasterize(mesh: DrawMesh, camera: Camera, shading: Shading | None 
         got = _fragments(xy, tri, item.cull, W, H)
         if got is None:
             continue
-        t, px, py, bary, front = got
+        t, px, py, bary, front, covered, near = got
         vi = tri[t]  # (N, 3) vertex indices
         z = np.einsum("nk,nk->n", bary, wz[vi])
         persp = bary / w[vi]
@@ -166,6 +192,9 @@ def reference_rasterize(mesh: DrawMesh, camera: Camera, shading: Shading | None 
         uv = interp(mesh.uvs)
         color = sample_bilinear(mat.texture, uv) * np.asarray(mat.base_color, np.float64).reshape(1, 4)
         kept = alpha_kept(color[:, 3], mat)
+        alpha_near = np.zeros(len(kept), bool)
+        if mat.alpha_mode != "OPAQUE":
+            alpha_near = np.abs(color[:, 3] - mat.alpha_cutoff) < ALPHA_EPS
         if item.outline:
             color[:, :3] = shading.outline_color
         elif shading.cel:
@@ -175,17 +204,26 @@ def reference_rasterize(mesh: DrawMesh, camera: Camera, shading: Shading | None 
             color[:, :3] *= np.where((n @ light < shading.threshold)[:, None], shading.shadow, 1.0)
         eye_z = pos.astype(np.float64) @ view[2, :3] + view[2, 3]
         depth = -np.einsum("nk,nk->n", persp, eye_z[vi])
-        keep = kept & (z >= 0) & (z <= 1)
+        in_depth = (z >= 0) & (z <= 1)
+        # Fragments that surely exist compete for the pixel; marginal ones (near an edge, or alpha
+        # near the cutoff) only mark the pixel ambiguous if they could have won it.
+        keep = covered & kept & in_depth
+        maybe = in_depth & (near | alpha_near) & (covered | near) & (kept | alpha_near)
         frags["pix"].append((py * W + px)[keep])
         frags["z"].append(z[keep])
         frags["order"].append(np.full(int(keep.sum()), order))
         frags["landmark"].append(interp(mesh.landmarks)[keep])
         frags["depth"].append(depth[keep])
         frags["color"].append(color[keep, :3])
+        frags["marginal"].append(maybe[keep])
+        frags["maybe_pix"].append((py * W + px)[maybe & ~keep])
+        frags["maybe_z"].append(z[maybe & ~keep])
 
     rgba = np.zeros((H * W, 4), np.uint8)
     udp = np.zeros((H * W, 4), np.float32)
     depth_img = np.zeros(H * W, np.float32)
+    ambiguous = np.zeros(H * W, bool)
+    win_z = np.full(H * W, np.inf)
     if frags["pix"]:
         pix = np.concatenate(frags["pix"])
         if len(pix):
@@ -197,47 +235,30 @@ def reference_rasterize(mesh: DrawMesh, camera: Camera, shading: Shading | None 
             first[1:] = pix[sort][1:] != pix[sort][:-1]
             win = sort[first]
             wp = pix[win]
-            udp[wp, :3] = np.concatenate(frags["landmark"])[win]
+            landmarks = np.concatenate(frags["landmark"])
+            udp[wp, :3] = landmarks[win]
             udp[wp, 3] = 1.0
             depth_img[wp] = np.concatenate(frags["depth"])[win]
             color = np.concatenate(frags["color"])[win]
             rgba[wp, :3] = np.clip(np.rint(color * 255), 0, 255).astype(np.uint8)
             rgba[wp, 3] = 255
+            win_z[wp] = z[win]
+            ambiguous[wp] = np.concatenate(frags["marginal"])[win]
+            # A runner-up within DEPTH_EPS of the winner, showing another landmark, is a tie.
+            second = np.zeros(len(sort), bool)
+            second[1:] = ~first[1:]
+            runner = sort[second]
+            tie = (z[runner] - win_z[pix[runner]] < DEPTH_EPS) & (
+                np.abs(landmarks[runner] - udp[pix[runner], :3]).max(axis=1) > 1e-4)
+            ambiguous[pix[runner][tie]] = True
+        maybe_pix = np.concatenate(frags["maybe_pix"])
+        if len(maybe_pix):
+            maybe_z = np.concatenate(frags["maybe_z"]).astype(np.float32)
+            ambiguous[maybe_pix[maybe_z <= win_z[maybe_pix] + DEPTH_EPS]] = True
     # Window rows run bottom-up; images run top-down.
     return RenderResult(
         rgba=rgba.reshape(H, W, 4)[::-1].copy(),
         udp=udp.reshape(H, W, 4)[::-1].copy(),
         depth=depth_img.reshape(H, W)[::-1].copy(),
+        ambiguous=ambiguous.reshape(H, W)[::-1].copy(),
     )
-
-
-def edge_mask(
-    udp: np.ndarray, depth: np.ndarray, landmark_jump: float = 0.03, depth_jump: float = 0.02
-) -> np.ndarray:
-    """(H, W) bool: pixels on a silhouette or depth edge (both sides of it).
-
-    A pixel is on an edge when one of its 8 neighbours differs in occupancy, or
-    its landmark differs by more than ``landmark_jump`` (UDP units) or its eye
-    depth by more than ``depth_jump`` x depth - i.e. where a different surface
-    shows through. Used by the cross-check: there the two rasterizers may
-    legitimately pick different pixels.
-    """
-    occ = udp[..., 3] > 0
-    h, w = occ.shape
-    pad_occ = np.pad(occ, 1, mode="edge")
-    pad_l = np.pad(udp[..., :3], ((1, 1), (1, 1), (0, 0)), mode="edge")
-    pad_d = np.pad(depth, 1, mode="edge")
-    edge = np.zeros((h, w), bool)
-    for dy in (-1, 0, 1):
-        for dx in (-1, 0, 1):
-            if dx == 0 and dy == 0:
-                continue
-            n_occ = pad_occ[1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w]
-            n_l = pad_l[1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w]
-            n_d = pad_d[1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w]
-            both = occ & n_occ
-            jump = (np.abs(n_l - udp[..., :3]).max(-1) > landmark_jump) | (
-                np.abs(n_d - depth) > depth_jump * np.maximum(depth, 1e-6)
-            )
-            edge |= (occ != n_occ) | (both & jump)
-    return edge

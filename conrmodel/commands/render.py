@@ -93,7 +93,8 @@ def _write_video(video: Path, frames: list[Path], fps: float, background: tuple[
                    "[default: the weights' training size, else 256].")
 @click.option("--batch", type=int, default=4, show_default=True,
               help="Target poses rendered per forward pass.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+              help="auto = CUDA when available, else CPU.")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto",
               show_default=True, help="auto = bf16/fp16 autocast on CUDA, fp32 on CPU.")
 @click.option("--axis-order", type=click.Choice(AXIS_ORDERS), default="XYZ", show_default=True,
@@ -147,13 +148,18 @@ def command(weights: Path, sheet: Path, poses: Path, out: Path, video: Path | No
     errors: list[tuple[str, str]] = []
     written: list[Path] = []
     empty = 0
+    used: set[str] = set()
     frames = iter_pose_frames(poses, axis_order=axis_order, errors=errors)
     if limit is not None:
         frames = (f for i, f in zip(range(limit), frames))
     t1 = time.perf_counter()
     with tqdm(desc="render", unit="frame", disable=None) as bar:
         for frame, rgba in engine.render_frames(frames):
-            path = out / f"{frame.name}.png"
+            name, k = frame.name, 1
+            while name in used:  # e.g. walk.npz and walk.png in one folder
+                name, k = f"{frame.name}_{k}", k + 1
+            used.add(name)
+            path = out / f"{name}.png"
             Image.fromarray(rgba, "RGBA").save(path)
             written.append(path)
             empty += int(not rgba[..., 3].any())

@@ -45,7 +45,12 @@ from conrmodel.config import preset_names
     help="Stop at this step with a checkpoint, schedule unchanged "
     "(for job time limits; continue with --resume).",
 )
-@click.option("--resume", is_flag=True, help="Continue from RUN_DIR/checkpoints/latest.pt, exactly.")
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue exactly from RUN_DIR/checkpoints/latest.pt with the run's "
+    "saved config (--preset/--config are ignored; --set and --steps still apply).",
+)
 @click.option(
     "--backgrounds",
     type=click.Path(exists=True, file_okay=False),
