@@ -124,6 +124,18 @@ def stress_case(kind: str, fig: np.ndarray, size: int, seed: int) -> tuple[np.nd
     raise ValueError(kind)
 
 
+def _case(kind: str, source: str, index: int, v: float, res) -> dict:
+    """The report row of one matted image: where it came from, its IoU and the matte's review score."""
+    return {
+        "kind": kind,
+        "source": source,
+        "index": index,
+        "iou": round(v, 4),
+        "confidence": res.confidence,
+        "reason": res.info["review_reason"],
+    }
+
+
 def run(args) -> dict:
     sources: dict[str, list[np.ndarray]] = {}
     notes = {}
@@ -160,16 +172,7 @@ def run(args) -> dict:
                 src_ious.append(v)
                 bfs.append(boundary_f(pred, truth, 2))
                 base.append(iou(baseline_mask(rgb), truth))
-                cases.append(
-                    {
-                        "kind": kind,
-                        "source": src,
-                        "index": i,
-                        "iou": round(v, 4),
-                        "confidence": res.confidence,
-                        "reason": res.info["review_reason"],
-                    }
-                )
+                cases.append(_case(kind, src, i, v, res))
             by_source[src] = round(float(np.mean(src_ious)), 4)
         per_kind[kind] = {
             "mean_iou": round(float(np.mean(ious)), 4),
@@ -190,16 +193,7 @@ def run(args) -> dict:
                 v = iou(res.alpha >= 128, truth_fig[..., 3] >= 128)
                 ious.append(v)
                 confs.append(res.confidence)
-                cases.append(
-                    {
-                        "kind": kind,
-                        "source": src,
-                        "index": i,
-                        "iou": round(v, 4),
-                        "confidence": res.confidence,
-                        "reason": res.info["review_reason"],
-                    }
-                )
+                cases.append(_case(kind, src, i, v, res))
         stress[kind] = {
             "mean_iou": round(float(np.mean(ious)), 4),
             "mean_confidence": round(float(np.mean(confs)), 4),

@@ -31,7 +31,7 @@ import numpy as np
 
 from conrdata.errors import RigError
 from conrdata.humanoid import REQUIRED_BONES
-from conrdata.rig import Rig, forward_kinematics, skin, skinning_matrices
+from conrdata.rig import Rig, forward_kinematics, shortest_arc, skin, skinning_matrices
 
 ARM_DROP_DEG = 45.0
 MIN_HEIGHT_M = 0.2
@@ -66,23 +66,6 @@ def _aim_targets(rig: Rig) -> dict[str, tuple[str, np.ndarray]]:
         targets[f"{side}UpperLeg"] = (f"{side}LowerLeg", down)
         targets[f"{side}LowerLeg"] = (f"{side}Foot", down)
     return targets
-
-
-def _shortest_arc(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Rotation matrix (3, 3) turning direction a onto direction b by the smallest angle."""
-    a = a / np.linalg.norm(a)
-    b = b / np.linalg.norm(b)
-    v = np.cross(a, b)
-    c = float(np.dot(a, b))
-    if c < -1.0 + 1e-10:
-        # opposite: any axis perpendicular to a; prefer one in the horizontal plane
-        axis = np.cross(a, [0.0, 1.0, 0.0])
-        if np.linalg.norm(axis) < 1e-6:
-            axis = np.cross(a, [0.0, 0.0, 1.0])
-        axis /= np.linalg.norm(axis)
-        return 2.0 * np.outer(axis, axis) - np.eye(3)
-    vx = np.array([[0, -v[2], v[1]], [v[2], 0, -v[0]], [-v[1], v[0], 0]])
-    return np.eye(3) + vx + vx @ vx / (1.0 + c)
 
 
 def matrix_to_quat(m: np.ndarray) -> np.ndarray:
@@ -138,7 +121,7 @@ def orientation_rotation(rig: Rig) -> np.ndarray:
     k = int(np.argmax(np.abs(up)))
     axis = np.zeros(3)
     axis[k] = np.sign(up[k])
-    snap = _shortest_arc(axis, np.array([0.0, 1.0, 0.0]))
+    snap = shortest_arc(axis, np.array([0.0, 1.0, 0.0]))
     l = snap @ left
     l[1] = 0.0
     if np.linalg.norm(l) < 1e-6 * np.linalg.norm(left):
@@ -188,7 +171,7 @@ def align_to_apose(rig: Rig) -> Rig:
             if np.linalg.norm(rest_dir) < 1e-9:
                 raise RigError(f"bones {rig.bone_names[b]} and {rig.bone_names[c]} are at the same place",
                                source)
-            w = _shortest_arc(parent_w @ rest_dir, target) @ parent_w
+            w = shortest_arc(parent_w @ rest_dir, target) @ parent_w
         world[b] = w
         local[b] = parent_w.T @ w if p >= 0 else w
 

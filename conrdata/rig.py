@@ -238,3 +238,31 @@ def identity_rotations(rig: Rig) -> np.ndarray:
     q = np.zeros((rig.num_bones, 4), np.float64)
     q[:, 3] = 1.0
     return q
+
+
+def shortest_arc(
+    a: np.ndarray,
+    b: np.ndarray,
+    spare_axes: tuple[tuple[float, float, float], ...] = ((0.0, 1.0, 0.0), (0.0, 0.0, 1.0)),
+) -> np.ndarray:
+    """Rotation matrix (3, 3) turning direction a onto direction b by the smallest angle.
+
+    Opposite directions have no single shortest arc: the result is then the half
+    turn about ``a x s`` for the first ``s`` of ``spare_axes`` not parallel to ``a``.
+    The default (+Y, then +Z) picks an axis in the horizontal plane.
+    """
+    a = np.asarray(a)
+    b = np.asarray(b)
+    a = a / np.linalg.norm(a)
+    b = b / np.linalg.norm(b)
+    v = np.cross(a, b)
+    c = float(np.dot(a, b))
+    if c < -1.0 + 1e-10:
+        for spare in spare_axes:
+            axis = np.cross(a, spare)
+            if np.linalg.norm(axis) >= 1e-6:
+                break
+        axis /= np.linalg.norm(axis)
+        return 2.0 * np.outer(axis, axis) - np.eye(3)
+    vx = np.array([[0, -v[2], v[1]], [v[2], 0, -v[0]], [-v[1], v[0], 0]])
+    return np.eye(3) + vx + vx @ vx / (1.0 + c)

@@ -31,7 +31,9 @@ def write_animation_inputs(
     size: int = 128,
     sheet_views: int = 4,
 ) -> dict[str, Path]:
-    """Write ``out_dir/sheet/*.png``, ``out_dir/poses/*.npz`` and ``out_dir/truth/*.png``; returns the folders."""
+    """Write ``out_dir/sheet/*.png``, ``out_dir/poses/*.npz`` and ``out_dir/truth/*.png``.
+
+    Returns the three folders by name."""
     out = Path(out_dir)
     folders = {name: out / name for name in ("sheet", "poses", "truth")}
     for folder in folders.values():
@@ -54,6 +56,7 @@ def write_animation_inputs(
             np.savez_compressed(folders["poses"] / f"frame_{index:03d}.npz", i=to_official(result.udp))
             Image.fromarray(result.rgba).save(folders["truth"] / f"frame_{index:03d}.png")
         bind = mesh_from_rig(rig, landmarks=landmarks)
+        # The sheet: the A-pose turnaround an artist would draw.
         for view, yaw in enumerate(np.linspace(0.0, 360.0, sheet_views, endpoint=False)):
             cam = frame_points(bind.positions, float(yaw), 5.0, width=size, height=size, margin=0.08)
             result = raster.render(bind, cam, shading, depth=False)

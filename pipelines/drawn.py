@@ -27,7 +27,8 @@ def composite_renders(data_dir: str | os.PathLike, out_dir: str | os.PathLike, c
         for n, rgba in enumerate(clip.rgba[:2]):
             if len(written) >= count:
                 return written
-            rgba = cv2.resize(rgba, (size, size), interpolation=cv2.INTER_AREA) if rgba.shape[0] != size else rgba
+            if rgba.shape[0] != size:
+                rgba = cv2.resize(rgba, (size, size), interpolation=cv2.INTER_AREA)
             kind = BACKGROUND_KINDS[len(written) % len(BACKGROUND_KINDS)]
             rgb = composite(rgba, make_background(kind, size, seed=seed + len(written)))
             path = out / clip.character_id / f"{clip.key}_{n:02d}_{kind}.png"

@@ -117,9 +117,9 @@ class Pipeline:
 
     def synth(self) -> None:
         s = self.config["synth"]
-        args = [self.meshes, self.data, "--poses", self.poses, "-p", s["poses_per_character"], "-v", s["views"],
-                "-k", s["images_per_clip"], "-r", s["resolution"], "-s", s["seed"], "-w", s["workers"],
-                "--engine", s["engine"]]
+        args = [self.meshes, self.data, "--poses", self.poses, "-p", s["poses_per_character"],
+                "-v", s["views"], "-k", s["images_per_clip"], "-r", s["resolution"], "-s", s["seed"],
+                "-w", s["workers"], "--engine", s["engine"]]
         if s.get("address"):
             args += ["--address", s["address"]]
         _run(_conrdata("synth", *args), self.commands)
@@ -178,8 +178,8 @@ class Pipeline:
     def eval(self) -> None:
         e = self.config["eval"]
         split = "val" if self._has_split("val") else "train"
-        args = ["eval", "--weights", self.run_dir, "--shards", self._shards(split), "--out", self.out / "eval",
-                "--views", e["views"]]
+        args = ["eval", "--weights", self.run_dir, "--shards", self._shards(split),
+                "--out", self.out / "eval", "--views", e["views"]]
         if e.get("max_clips"):
             args += ["--max-clips", e["max_clips"]]
         _run(_conrmodel(*args), self.commands)
@@ -200,13 +200,18 @@ class Pipeline:
         table = pq.read_table(self.data / "manifests" / "characters.parquet").to_pylist()
         val = sorted(r["id"] for r in table if r.get("split") == "val") or sorted(r["id"] for r in table)
         paths = dict(list_characters(self.data / "characters"))
-        folders = write_animation_inputs(paths[val[0]], self.poses, self.out / "animation", frames=a["frames"],
-                                         size=a["size"], sheet_views=a["sheet_views"])
+        folders = write_animation_inputs(paths[val[0]], self.poses, self.out / "animation",
+                                         frames=a["frames"], size=a["size"], sheet_views=a["sheet_views"])
         gif = self.out / "animation.gif"
         _run(_conrmodel("render", "--weights", self.run_dir, "--sheet", folders["sheet"], "--poses",
                         folders["poses"], "--out", self.out / "animation" / "frames", "--video", gif,
                         "--size", a["size"], "--fps", a["fps"]), self.commands)
+        from conrmodel.video import write_video
+
+        truth_gif = self.out / "animation-truth.gif"
+        write_video(truth_gif, sorted(folders["truth"].glob("*.png")), a["fps"], (255, 255, 255))
         self.artefacts[f"animation of val character {val[0]}"] = gif
+        self.artefacts["ground truth of the same poses"] = truth_gif
         self.artefacts["character sheet used"] = folders["sheet"]
 
     # --- helpers -----------------------------------------------------------------------------------
@@ -238,7 +243,8 @@ def _missing(artefacts: dict[str, Path]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("config", help="pipeline config (pipelines/demo.yaml, paper.yaml, cluster.yaml)")
     parser.add_argument("--meshes", help="your own folder of VRM / glTF / GLB / PMX / PMD models")
     parser.add_argument("--out", help="output folder (default: the config's)")

@@ -19,6 +19,7 @@ from conrdata.rig import (
     skin_normals,
     skinning_matrices,
 )
+from tests.stick_rig import STICK_BONES, bone_arrays
 
 
 def axis_quat(axis, deg: float) -> np.ndarray:
@@ -65,19 +66,7 @@ def canonical():
 
 def stick_figure() -> Rig:
     """A T-posed stick humanoid, one small triangle per bone, facing +Z, feet 5 cm above the ground."""
-    bones = [
-        ("hips", None, (0, 1.0, 0)), ("spine", "hips", (0, 1.1, 0)), ("head", "spine", (0, 1.5, 0)),
-        ("leftUpperArm", "spine", (0.2, 1.4, 0)), ("leftLowerArm", "leftUpperArm", (0.5, 1.4, 0)),
-        ("leftHand", "leftLowerArm", (0.75, 1.4, 0)),
-        ("rightUpperArm", "spine", (-0.2, 1.4, 0)), ("rightLowerArm", "rightUpperArm", (-0.5, 1.4, 0)),
-        ("rightHand", "rightLowerArm", (-0.75, 1.4, 0)),
-        ("leftUpperLeg", "hips", (0.1, 0.95, 0)), ("leftLowerLeg", "leftUpperLeg", (0.1, 0.5, 0)),
-        ("leftFoot", "leftLowerLeg", (0.1, 0.1, 0)),
-        ("rightUpperLeg", "hips", (-0.1, 0.95, 0)), ("rightLowerLeg", "rightUpperLeg", (-0.1, 0.5, 0)),
-        ("rightFoot", "rightLowerLeg", (-0.1, 0.1, 0)),
-    ]
-    names = [b[0] for b in bones]
-    heads = np.array([b[2] for b in bones], np.float32)
+    names, parents, heads = bone_arrays(STICK_BONES)
     verts, joints = [], []
     for i, h in enumerate(heads):
         verts += [h, h + [0.01, 0, 0], h + [0, 0, 0.01]]
@@ -90,12 +79,11 @@ def stick_figure() -> Rig:
     j[:, 0] = joints
     w = np.zeros((V, 4), np.float32)
     w[:, 0] = 1
-    faces = np.arange(3 * len(bones), dtype=np.int32).reshape(-1, 3)
+    faces = np.arange(3 * len(names), dtype=np.int32).reshape(-1, 3)
     return Rig(vertices=v, normals=np.tile(np.float32([0, 0, 1]), (V, 1)), uvs=np.zeros((V, 2), np.float32),
                faces=faces, face_material=np.zeros(len(faces), np.int32), joints=j, weights=w,
-               bone_names=names,
-               bone_parents=np.array([-1 if b[1] is None else names.index(b[1]) for b in bones], np.int32),
-               bone_heads=heads, humanoid={n: i for i, n in enumerate(names)}, materials=[Material("m")])
+               bone_names=names, bone_parents=parents, bone_heads=heads,
+               humanoid={n: i for i, n in enumerate(names)}, materials=[Material("m")])
 
 
 def test_stick_figure_hand_computed():

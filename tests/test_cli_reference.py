@@ -5,7 +5,8 @@ from pipelines.cli_reference import DOC, render_reference
 
 def test_cli_reference_is_current():
     assert DOC.exists(), "run `python -m pipelines.cli_reference`"
-    assert DOC.read_text() == render_reference(), "docs/cli.md is stale: run `python -m pipelines.cli_reference`"
+    stale = "docs/cli.md is stale: run `python -m pipelines.cli_reference`"
+    assert DOC.read_text() == render_reference(), stale
 
 
 def test_every_command_has_help_text():

@@ -8,7 +8,6 @@ import warnings
 
 import numpy as np
 import pytest
-import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -27,21 +26,14 @@ from conrmodel.config import DataConfig
 from conrmodel.data import TrainStream, choose_views, expand_urls, make_example, make_loader, worker_stream
 from conrmodel.toydata import render_toy, toy_clip, toy_pose, write_toy_dataset
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 @pytest.fixture(scope="module")
 def toy_out(tmp_path_factory):
     """3 labelled characters + 1 unlabeled, 3 clips each, over several shards."""
     out = tmp_path_factory.mktemp("toy")
     return write_toy_dataset(out, characters=4, clips=3, images=4, unlabeled_characters=1, max_shard_clips=4)
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """The test machine is shared: one intra-op thread avoids OpenMP oversubscription."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _cfg(**kw):

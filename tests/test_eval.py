@@ -17,14 +17,7 @@ from conrmodel.toydata import write_toy_dataset
 from conrmodel.train import DistInfo, build_optimizer, build_system, save_checkpoint
 from conrmodel.vgg import VGGFeatures
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """The test machine is shared: one intra-op thread avoids OpenMP oversubscription."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -18,6 +18,7 @@ from conrdata.errors import UserError
 from conrdata.formats import load_model
 from conrdata.formats.gltf_writer import glb_bytes, rig_to_gltf
 from conrdata.rig import Material, Rig
+from tests.stick_rig import STICK_BONES, bone_arrays
 
 MAX_PEAK_BYTES = 64 << 20
 FUZZ = settings(max_examples=60, deadline=5000, derandomize=True,
@@ -26,23 +27,11 @@ FUZZ = settings(max_examples=60, deadline=5000, derandomize=True,
 
 def tiny_rig() -> Rig:
     """A T-posed stick humanoid: one textured triangle per bone; a MASK and a double-sided material."""
-    bones = [
-        ("hips", None, (0, 1.0, 0)), ("spine", "hips", (0, 1.1, 0)), ("head", "spine", (0, 1.5, 0)),
-        ("leftUpperArm", "spine", (0.2, 1.4, 0)), ("leftLowerArm", "leftUpperArm", (0.5, 1.4, 0)),
-        ("leftHand", "leftLowerArm", (0.75, 1.4, 0)),
-        ("rightUpperArm", "spine", (-0.2, 1.4, 0)), ("rightLowerArm", "rightUpperArm", (-0.5, 1.4, 0)),
-        ("rightHand", "rightLowerArm", (-0.75, 1.4, 0)),
-        ("leftUpperLeg", "hips", (0.1, 0.95, 0)), ("leftLowerLeg", "leftUpperLeg", (0.1, 0.5, 0)),
-        ("leftFoot", "leftLowerLeg", (0.1, 0.1, 0)),
-        ("rightUpperLeg", "hips", (-0.1, 0.95, 0)), ("rightLowerLeg", "rightUpperLeg", (-0.1, 0.5, 0)),
-        ("rightFoot", "rightLowerLeg", (-0.1, 0.1, 0)), ("hair_0_0", "head", (0, 1.5, -0.1)),
-    ]
-    names = [b[0] for b in bones]
-    heads = np.array([b[2] for b in bones], np.float32)
+    names, parents, heads = bone_arrays([*STICK_BONES, ("hair_0_0", "head", (0, 1.5, -0.1))])
     v = np.concatenate([[h, h + [0.05, 0, 0], h + [0, 0.05, 0.02]] for h in heads]).astype(np.float32)
     V = len(v)
     j = np.zeros((V, 4), np.int32)
-    j[:, 0] = np.repeat(np.arange(len(bones)), 3)
+    j[:, 0] = np.repeat(np.arange(len(names)), 3)
     j[:, 1] = np.array([max(b - 1, 0) for b in j[:, 0]])
     w = np.zeros((V, 4), np.float32)
     w[:, 0], w[:, 1] = 0.75, 0.25
@@ -51,11 +40,10 @@ def tiny_rig() -> Rig:
     tex[0, 0, 3] = 0
     faces = np.arange(V, dtype=np.int32).reshape(-1, 3)
     return Rig(vertices=v, normals=np.tile(np.float32([0, 0, 1]), (V, 1)),
-               uvs=np.tile(np.float32([[0, 0], [1, 0], [0, 1]]), (len(bones), 1)), faces=faces,
+               uvs=np.tile(np.float32([[0, 0], [1, 0], [0, 1]]), (len(names), 1)), faces=faces,
                face_material=(np.arange(len(faces)) % 2).astype(np.int32), joints=j, weights=w,
-               bone_names=names,
-               bone_parents=np.array([-1 if b[1] is None else names.index(b[1]) for b in bones], np.int32),
-               bone_heads=heads, humanoid={n: i for i, n in enumerate(names) if not n.startswith("hair")},
+               bone_names=names, bone_parents=parents, bone_heads=heads,
+               humanoid={n: i for i, n in enumerate(names) if not n.startswith("hair")},
                materials=[Material("body", texture=tex),
                           Material("hair", texture=tex.copy(), alpha_mode="MASK", double_sided=True)],
                meta={"licence": {"name": "CC0", "author": "tests"}})

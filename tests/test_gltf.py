@@ -16,7 +16,7 @@ from conrdata.formats import load_model
 from conrdata.formats.gltf import GltfDocument
 from conrdata.formats.gltf_writer import glb_bytes, rig_to_gltf, write_glb
 from conrdata.procedural import build_character, tpose
-from tests.conftest import assets_or_skip
+from tests.conftest import asset_files_or_skip
 
 MIXAMO = {
     "hips": "Hips", "spine": "Spine", "chest": "Spine1", "neck": "Neck", "head": "Head",
@@ -337,11 +337,7 @@ def test_node_cycle(tmp_path, tposed):
 
 
 def test_real_gltf_assets_convert():
-    folder = assets_or_skip("gltf")
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in (".glb", ".gltf"))
-    if not files:
-        pytest.skip(f"no .glb/.gltf under {folder}")
-    for f in files:
+    for f in asset_files_or_skip("gltf", ".glb", ".gltf"):
         rig = align_to_apose(load_model(f))
         m = measure_apose(rig)
         assert abs(m["left_arm_drop_deg"] - 45) < 1 and m["leg_tilt_deg"] < 2

@@ -24,14 +24,7 @@ from conrmodel.lpips import LPIPS
 from conrmodel.train import LRLambda, make_vgg_loss
 from conrmodel.vgg import VGGFeatures, VGGLoss, load_vgg
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """The test machine is shared: one intra-op thread avoids OpenMP oversubscription."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _udp(n=2, s=8, seed=0):

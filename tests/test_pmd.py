@@ -10,7 +10,7 @@ from conrdata.formats.pmd import read_pmd, split_texture_field
 from conrdata.formats.pmx import read_pmx
 from conrdata.humanoid import REQUIRED_BONES
 from conrdata.rig import identity_rotations, pose_vertices
-from tests.conftest import assets_or_skip
+from tests.conftest import asset_files_or_skip
 from tests.mmd_writer import tiny_humanoid, write_pmd, write_pmx, write_textures
 
 
@@ -110,10 +110,6 @@ def test_truncated_or_foreign_file_is_a_format_error(tmp_path):
 
 
 def test_real_pmd_from_shared_assets():
-    folder = assets_or_skip("pmd")
-    files = sorted(folder.rglob("*.pmd"))
-    if not files:
-        pytest.skip(f"no .pmd file under {folder}")
-    rig = read_pmd(files[0])
+    rig = read_pmd(asset_files_or_skip("pmd", ".pmd")[0])
     rig.check()
     assert set(REQUIRED_BONES) <= set(rig.humanoid)

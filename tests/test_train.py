@@ -12,6 +12,9 @@ from click.testing import CliRunner
 from conrmodel.cli import group
 from conrmodel.toydata import write_toy_dataset
 from conrmodel.train import find_checkpoint, load_checkpoint, resolve_config, train
+from tests.train_helpers import train_cli_args
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 SMALL = [
     "data.size=64",
@@ -39,15 +42,6 @@ def shards(tmp_path_factory):
         max_shard_clips=3,
     )
     return out
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """The test machine is shared: one intra-op thread avoids OpenMP oversubscription."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _run(run_dir, shards, steps, stop=None, resume=False, extra=()):
@@ -121,20 +115,7 @@ def test_checkpoint_format(tmp_path, shards):
 def test_cli_train_then_eval(tmp_path, shards):
     run = tmp_path / "run"
     runner = CliRunner()
-    args = [
-        "train",
-        "--shards",
-        str(shards),
-        "--val-shards",
-        str(shards),
-        "--out",
-        str(run),
-        "--steps",
-        "3",
-        "--no-progress",
-    ]
-    for s in SMALL:
-        args += ["--set", s]
+    args = train_cli_args(shards, run, 3, SMALL, "--val-shards", str(shards))
     res = runner.invoke(group, args, catch_exceptions=False)
     assert res.exit_code == 0, res.output
     assert "trained to step 3 of 3" in res.output

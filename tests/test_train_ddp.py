@@ -11,6 +11,7 @@ import torch
 
 from conrmodel.toydata import write_toy_dataset
 from conrmodel.train import load_checkpoint
+from tests.train_helpers import train_cli_args
 
 SETS = [
     "data.size=64",
@@ -34,20 +35,8 @@ def _torchrun(shards, run_dir, steps, *extra):
         "2",
         "-m",
         "conrmodel",
-        "train",
-        "--shards",
-        str(shards),
-        "--out",
-        str(run_dir),
-        "--steps",
-        str(steps),
-        "--no-progress",
-        "--device",
-        "cpu",
-        *extra,
+        *train_cli_args(shards, run_dir, steps, SETS, "--device", "cpu", *extra),
     ]
-    for s in SETS:
-        cmd += ["--set", s]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-4000:]

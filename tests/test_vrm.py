@@ -11,7 +11,7 @@ from conrdata.formats import load_model
 from conrdata.formats.gltf_writer import rig_to_gltf, write_glb
 from conrdata.procedural import build_character, tpose
 from conrdata.rig import identity_rotations, pose_vertices
-from tests.conftest import assets_or_skip
+from tests.conftest import asset_files_or_skip
 
 LICENCE = {"title": "Test Girl", "author": "Tester", "name": "CC_BY", "url": "https://example.org/licence"}
 
@@ -127,9 +127,5 @@ def test_vrm_humanoid_node_out_of_range_is_ignored(tmp_path, tposed):
 
 @pytest.mark.parametrize("sub", ["vrm0", "vrm1"])
 def test_real_vrm_assets_convert(sub):
-    folder = assets_or_skip(sub)
-    files = sorted(folder.rglob("*.vrm"))
-    if not files:
-        pytest.skip(f"no .vrm files under {folder}")
-    for f in files:
+    for f in asset_files_or_skip(sub, ".vrm"):
         check_apose(align_to_apose(load_model(f)))

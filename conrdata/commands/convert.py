@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from conrdata.errors import EXIT_USER_ERROR, UserError
+from conrdata.errors import UserError
 
 
 @click.command("convert")
@@ -52,8 +52,6 @@ def command(meshes_dir: Path, characters_dir: Path, workers: int, strict: bool, 
     if warned:
         click.echo(f"{len(warned)} converted with warnings (see the manifest's 'warnings' column)")
     if not report.ok:
-        click.echo("error: no character could be converted", err=True)
-        raise SystemExit(EXIT_USER_ERROR)
+        raise UserError(f"no character could be converted ({len(report.skipped)} skipped)", meshes_dir)
     if strict and report.skipped:
-        click.echo(f"error: --strict and {len(report.skipped)} file(s) skipped", err=True)
-        raise SystemExit(EXIT_USER_ERROR)
+        raise UserError(f"--strict and {len(report.skipped)} file(s) skipped", meshes_dir)

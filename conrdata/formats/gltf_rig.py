@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from conrdata.errors import FormatError, RigError
-from conrdata.formats.gltf import GltfDocument
+from conrdata.formats.gltf import GltfDocument, _floats
 from conrdata.humanoid import HUMANOID_BONES, VRM0_RENAMES
 from conrdata.rig import Material, Rig
 
@@ -370,8 +370,8 @@ class _RigReader:
             pbr = m.get("pbrMetallicRoughness") or {}
             if not isinstance(pbr, dict):
                 raise self.fail(f"materials[{mat_index}].pbrMetallicRoughness is not an object")
-            color = _vec(pbr.get("baseColorFactor", [1, 1, 1, 1]), 4,
-                         f"materials[{mat_index}].baseColorFactor", self.path)
+            color = _floats(pbr.get("baseColorFactor", [1, 1, 1, 1]), 4,
+                            f"materials[{mat_index}].baseColorFactor", self.path)
             tex_info = pbr.get("baseColorTexture")
             tex_index = tex_info.get("index") if isinstance(tex_info, dict) else None
             if isinstance(tex_info, dict) and tex_info.get("texCoord", 0) != 0:
@@ -393,7 +393,7 @@ class _RigReader:
                 if isinstance(tex_props, dict) and isinstance(tex_props.get("_MainTex"), int):
                     tex_index = tex_props["_MainTex"]
                 if isinstance(vec_props, dict) and vec_props.get("_Color") is not None:
-                    color = _vec(vec_props["_Color"], 4, f"materialProperties {name} _Color", self.path)
+                    color = _floats(vec_props["_Color"], 4, f"materialProperties {name} _Color", self.path)
                 if isinstance(float_props, dict):
                     blend = float_props.get("_BlendMode")
                     if blend in (0, 1, 2, 3):
@@ -544,18 +544,6 @@ class _RigReader:
         except ValueError as err:
             raise self.fail(f"inconsistent model ({err})") from None
         return rig
-
-
-def _vec(value, n: int, what: str, path) -> np.ndarray:
-    if not isinstance(value, list) or len(value) != n:
-        raise FormatError(f"{what} must be a list of {n} numbers", path)
-    try:
-        arr = np.array([float(v) for v in value], np.float64)
-    except (TypeError, ValueError):
-        raise FormatError(f"{what} must be a list of {n} numbers", path) from None
-    if not np.all(np.isfinite(arr)):
-        raise FormatError(f"{what} holds a non-finite number", path)
-    return arr
 
 
 def _face_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:

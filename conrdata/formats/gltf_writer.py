@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from conrdata.rig import Rig
+from conrdata.rig import Rig, shortest_arc
 
 FLOAT, UBYTE, USHORT, UINT = 5126, 5121, 5123, 5125
 
@@ -60,22 +60,6 @@ class _Bin:
         return len(self.accessors) - 1
 
 
-def _shortest_arc(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Rotation matrix turning unit vector a onto unit vector b."""
-    a = a / np.linalg.norm(a)
-    b = b / np.linalg.norm(b)
-    v = np.cross(a, b)
-    c = float(np.dot(a, b))
-    if c < -1 + 1e-9:
-        axis = np.cross(a, [1.0, 0, 0])
-        if np.linalg.norm(axis) < 1e-6:
-            axis = np.cross(a, [0, 0, 1.0])
-        axis /= np.linalg.norm(axis)
-        return 2 * np.outer(axis, axis) - np.eye(3)
-    vx = np.array([[0, -v[2], v[1]], [v[2], 0, -v[0]], [-v[1], v[0], 0]])
-    return np.eye(3) + vx + vx @ vx / (1 + c)
-
-
 def _matrix_to_quat(m: np.ndarray) -> list[float]:
     from conrdata.apose import matrix_to_quat
 
@@ -103,7 +87,7 @@ def _bone_rotations(rig: Rig, heads: np.ndarray, mode: str) -> np.ndarray:
             d = np.array([0.0, 1.0, 0.0])
         if np.linalg.norm(d) < 1e-9:
             d = np.array([0.0, 1.0, 0.0])
-        rots[b] = _shortest_arc(np.array([0.0, 1.0, 0.0]), d)
+        rots[b] = shortest_arc(np.array([0.0, 1.0, 0.0]), d, spare_axes=((1.0, 0.0, 0.0), (0.0, 0.0, 1.0)))
     return rots
 
 

@@ -328,19 +328,29 @@ def apply_inherit(rig: Rig, local: np.ndarray) -> np.ndarray:
     links = (rig.meta.get("mmd") or {}).get("inherit") or []
     if not links:
         return local
+    return quat_normalize(inherit_rotations(local, links))
+
+
+def inherit_rotations(local: np.ndarray, links: list[dict], own: np.ndarray | None = None) -> np.ndarray:
+    """MMD inherit-rotation links on locals (N, B, 4), in order: bone = slerp(I, source, weight) @ its own
+    rotation (its own = ``own[:, bone]`` when given, else its current local). A negative weight inherits
+    the inverse; links without ``rotation``, to a bone out of range or to itself are passed over."""
+    if not links:
+        return local
     out = local.copy()
     ident = quat_identity(local.shape[:1])
     for link in links:
         if not link.get("rotation"):
             continue
         b, src, w = int(link["bone"]), int(link["source"]), float(link.get("weight", 1.0))
-        if not (0 <= b < rig.num_bones and 0 <= src < rig.num_bones) or b == src:
+        if not (0 <= b < out.shape[1] and 0 <= src < out.shape[1]) or b == src:
             continue
         q = out[:, src]
         if w < 0:
             q, w = quat_conj(q), -w
-        out[:, b] = quat_mul(quat_slerp(ident, q, w), out[:, b])
-    return quat_normalize(out)
+        base = own[:, b] if own is not None else out[:, b]
+        out[:, b] = quat_mul(quat_slerp(ident, q, w), base)
+    return out
 
 
 def pose_for_rig(rig: Rig, lib: PoseLibrary, index: int) -> tuple[np.ndarray, np.ndarray]:

@@ -43,7 +43,7 @@ import numpy as np
 from conrdata.humanoid import HUMANOID_BONES
 from conrdata.poses.ik import PoseState, solve_ccd, solve_two_bone
 from conrdata.poses.kinematics import fk_batch
-from conrdata.poses.library import PoseLibrary, library_from_world
+from conrdata.poses.library import PoseLibrary, inherit_rotations, library_from_world
 from conrdata.poses.quat import (
     axis_rotation,
     quat_conj,
@@ -52,7 +52,6 @@ from conrdata.poses.quat import (
     quat_mul,
     quat_normalize,
     quat_rotate,
-    quat_slerp,
     quat_to_matrix,
 )
 from conrdata.poses.skeleton import hips_height, standard_skeleton
@@ -265,27 +264,6 @@ def _proxy_skeleton(rig: Rig) -> MmdSkeleton:
 # --- playing a motion ------------------------------------------------------------------------------
 
 
-def _apply_inherit(local_q: np.ndarray, inherit: list[dict], own: np.ndarray | None = None) -> np.ndarray:
-    """MMD inherit-rotation links on locals (F, B, 4): bone = slerp(I, source, weight) @ its own rotation
-    (its own = ``own[:, bone]`` when given, else its current local)."""
-    if not inherit:
-        return local_q
-    out = local_q.copy()
-    ident = quat_identity(local_q.shape[:1])
-    for link in inherit:
-        if not link.get("rotation"):
-            continue
-        b, src, w = int(link["bone"]), int(link["source"]), float(link.get("weight", 1.0))
-        if not (0 <= b < out.shape[1] and 0 <= src < out.shape[1]) or b == src:
-            continue
-        q = out[:, src]
-        if w < 0:
-            q, w = quat_conj(q), -w
-        base = own[:, b] if own is not None else out[:, b]
-        out[:, b] = quat_mul(quat_slerp(ident, q, w), base)
-    return out
-
-
 def evaluate_vmd(
     motion: VmdMotion, skel: MmdSkeleton, frames: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -305,7 +283,7 @@ def evaluate_vmd(
         local_q[:, b] = rot * np.array([-1.0, -1.0, 1.0, 1.0])
         local_t[:, b] = pos * np.array([1.0, 1.0, -1.0]) * skel.translation_scale
     keyed = quat_normalize(local_q)
-    local_q = _apply_inherit(keyed, skel.inherit)
+    local_q = inherit_rotations(keyed, skel.inherit)
     local_r = quat_to_matrix(local_q)
     ik_names = {c.ik_bone: skel.names[c.ik_bone] for c in skel.ik_chains}
     ik_names.update({leg[0]: skel.names[leg[0]] for leg in skel.legs})
@@ -338,7 +316,8 @@ def evaluate_vmd(
         # Deform copies (D bones, cancel bones) follow the IK-solved links: redo the inheritance from the
         # keyed rotations of the inheriting bones, except where IK itself turned them.
         links = {int(k) for c in skel.ik_chains for k in c.links}
-        solved = _apply_inherit(solved, [x for x in skel.inherit if int(x["bone"]) not in links], own=keyed)
+        unturned = [x for x in skel.inherit if int(x["bone"]) not in links]
+        solved = inherit_rotations(solved, unturned, own=keyed)
     world_q, world_p = fk_batch(skel.parents, skel.heads, solved, None, local_t)
     return world_q, world_p, sorted(missing)
 

@@ -14,6 +14,7 @@ from tqdm import tqdm
 
 from conrdata.errors import UserError
 from conrdata.udp import AXIS_ORDERS
+from conrmodel.video import write_video
 
 IMAGE_SUFFIXES = (".png", ".webp", ".tif", ".tiff", ".gif", ".bmp", ".jpg", ".jpeg")
 
@@ -50,32 +51,6 @@ def _check_video_target(video: Path | None) -> None:
         raise UserError(f"writing {suffix} needs ffmpeg (not found; install imageio-ffmpeg), "
                         "or ask for a .gif instead", video)
     raise UserError("video must end in .gif or .mp4", video)
-
-
-def _flatten(rgba: np.ndarray, background: tuple[int, int, int]) -> np.ndarray:
-    a = rgba[..., 3:4].astype(np.float32) / 255.0
-    out = rgba[..., :3].astype(np.float32) * a + np.asarray(background, np.float32) * (1.0 - a)
-    return (out + 0.5).astype(np.uint8)
-
-
-def _write_video(video: Path, frames: list[Path], fps: float, background: tuple[int, int, int]) -> None:
-    video.parent.mkdir(parents=True, exist_ok=True)
-    images = [_flatten(np.asarray(Image.open(p).convert("RGBA")), background) for p in frames]
-    if video.suffix.lower() == ".gif":
-        pil = [Image.fromarray(im) for im in images]
-        pil[0].save(video, save_all=True, append_images=pil[1:], duration=int(round(1000 / fps)), loop=0,
-                    optimize=False, disposal=2)
-        return
-    import imageio.v2 as imageio
-
-    shape = images[0].shape
-    with imageio.get_writer(video, fps=fps, macro_block_size=1) as writer:
-        for im in images:
-            if im.shape != shape:  # frames of different sizes: pad to the first frame's size
-                canvas = np.zeros(shape, np.uint8)
-                canvas[: im.shape[0], : im.shape[1]] = im[: shape[0], : shape[1]]
-                im = canvas
-            writer.append_data(im)
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -169,7 +144,7 @@ def command(weights: Path, sheet: Path, poses: Path, out: Path, video: Path | No
         first = f" ({errors[0][0]}: {errors[0][1]})" if errors else ""
         raise UserError("no pose could be rendered" + first, poses)
     if video is not None:
-        _write_video(video, written, fps, bg)
+        write_video(video, written, fps, bg)
 
     report = {
         "weights": str(models.path), "weights_source": models.source, "sheet": names, "size": engine.size,
