@@ -17,6 +17,12 @@ Presets:
   ``small``     a few million parameters, for CPU demos and small GPUs.
   ``tiny``      a few hundred thousand parameters, for tests and smoke runs.
 
+``small`` and ``tiny`` differ from the official design in two switches that make them trainable from
+scratch (see :mod:`conrmodel.renderer`): ``block_norm="group"`` (GroupNorm in the shader's decoder
+blocks; without it the features blow up and alpha collapses to 0 within ~20 Adam steps) and
+``target_udp_every_scale=True`` (the target UDP enters every decoder block, the full-resolution one
+included). ``official`` keeps both off: its parameter layout and forward are the release's.
+
 Every preset is a plain dict (``DETECTOR_PRESETS`` / ``RENDERER_PRESETS``); keyword overrides replace
 entries, e.g. ``build_renderer("tiny", warping=False, message_passes=1, averaging="mean")`` for the
 paper's ablations. The built module keeps its full config in ``.config`` (a JSON-able dict) so a
@@ -50,6 +56,7 @@ RENDERER_PRESETS: dict[str, dict[str, Any]] = {
         target_decoder_filters=[512, 384, 256, 128, 32],
         block_width=224, convblocks=[1, 1, 1, 1, 1, 2], convs_per_block=6, msg_flows=32, last_msg=64,
         reference_udp=False, warping=True, averaging="confidence", message_passes=None, ref_alpha_power=2,
+        block_norm="none", target_udp_every_scale=False,
     ),
     "small": dict(
         norm="instance",
@@ -59,6 +66,7 @@ RENDERER_PRESETS: dict[str, dict[str, Any]] = {
         target_decoder_filters=[128, 96, 64, 32, 16],
         block_width=48, convblocks=[1, 1, 1, 1, 1, 1], convs_per_block=3, msg_flows=16, last_msg=16,
         reference_udp=True, warping=True, averaging="confidence", message_passes=None, ref_alpha_power=1,
+        block_norm="group", target_udp_every_scale=True,
     ),
     "tiny": dict(
         norm="instance",
@@ -68,6 +76,7 @@ RENDERER_PRESETS: dict[str, dict[str, Any]] = {
         target_decoder_filters=[32, 24, 16, 8, 8],
         block_width=16, convblocks=[1, 1, 1, 1, 1, 1], convs_per_block=2, msg_flows=8, last_msg=8,
         reference_udp=True, warping=True, averaging="confidence", message_passes=None, ref_alpha_power=1,
+        block_norm="group", target_udp_every_scale=True,
     ),
 }
 
@@ -127,9 +136,12 @@ def build_renderer(preset: str = "official", **overrides: Any) -> CollaborativeR
     extra = levels - len(ref_chns)
     msgs = ref_chns + [cfg["last_msg"]] * extra
     locals_ = ref_chns + [0] * extra
+    target_chns = list(target_backbone.channels)
+    if cfg["target_udp_every_scale"]:
+        target_chns = [c + 4 for c in target_chns] + [4]
     shader = CollaborativeShader(
         ref_dim=8 if cfg["reference_udp"] else 4,
-        target_chns=list(target_backbone.channels),
+        target_chns=target_chns,
         ref_chns=ref_chns,
         msgs=msgs,
         locals_=locals_,
@@ -140,9 +152,11 @@ def build_renderer(preset: str = "official", **overrides: Any) -> CollaborativeR
         warping=cfg["warping"],
         averaging=cfg["averaging"],
         message_passes=cfg["message_passes"],
+        block_norm=cfg["block_norm"],
     )
     decoder = RGBADecoder(msgs[-1])
     ren = CollaborativeRenderer(parser, target, shader, decoder, reference_udp=cfg["reference_udp"],
-                                ref_alpha_power=cfg["ref_alpha_power"])
+                                ref_alpha_power=cfg["ref_alpha_power"],
+                                target_udp_every_scale=cfg["target_udp_every_scale"])
     ren.config = cfg
     return ren

@@ -4,13 +4,20 @@ Four parts, named as the four files of the official release so each loads with `
 
 * ``udpparsernet``: the reference encoder, a ResNet U-Net (ResNet-50 in the official files) applied to
   every reference image; its encoder's five skip maps are the reference features.
-* ``target_pose_encoder``: a ResNet with a 4-channel stem (ResNet-18) encoding the target UDP.
+* ``target_pose_encoder``: a ResNet with a 4-channel stem (ResNet-18) encoding the target UDP. With
+  ``target_udp_every_scale`` (the small and tiny presets) the area-resized target UDP is also
+  concatenated to every scale's features and given alone to the last, full-resolution block, as in the
+  paper, so every decoder block - the last one included - sees where the body is.
 * ``shader``: :class:`CollaborativeShader`, the collaborative decoder. One sub-network per reference
   view, all views sharing weights; at every scale each view's :class:`DecoderBlock` predicts a residual
   flow, a mask/confidence and messages; the view's reference image, features and messages are warped by
   its flows (grouped warping: two flow channels per channel group); the views' flows, warped references
   and messages are then averaged with softmax-over-views confidence weights and passed to every view's
-  next block. The last block's averaged message is the output feature map.
+  next block. The last block's averaged message is the output feature map. The blocks are plain
+  conv + PReLU stacks in the official network; the small and tiny presets put a GroupNorm before every
+  PReLU (``block_norm="group"``). Without it the chain of blocks (~40 convs, messages handed on
+  unnormalised) is trained by Adam into a feature blow-up within ~20 steps: the RGBA sigmoid saturates,
+  alpha collapses to 0 and its gradient vanishes, so the all-transparent image is never left again.
 * ``rgbadecodernet``: :class:`RGBADecoder`, a residual conv head turning that feature map into RGBA.
 
 Tensors: ``target_udp`` [B,4,H,W] in the project's UDP encoding (xyz in [0,1], occupancy; background 0);
@@ -78,6 +85,14 @@ def _resize(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
 # ---------------------------------------------------------------------------------------------- blocks
 
 
+def _groups(channels: int, per_group: int = 4) -> int:
+    """GroupNorm groups of about ``per_group`` channels (a divisor of ``channels``)."""
+    g = max(1, channels // per_group)
+    while channels % g:
+        g -= 1
+    return g
+
+
 @dataclass
 class BlockOutput:
     flow: torch.Tensor  # [N,2,h,w] residual flow
@@ -91,23 +106,34 @@ class BlockOutput:
 class DecoderBlock(nn.Module):
     """One scale of the collaborative decoder for one view (official names ``conv0``, ``convblocks``,
     ``conv_last``): two stride-2 convs, residual conv stacks at 1/4 resolution, two x2 transposed convs.
+    ``norm="group"`` puts a GroupNorm (groups of 4 channels; per sample and view, so views stay
+    independent and order-free) before every PReLU; ``"none"`` is the official layout.
 
     Output channels, in order: flow (2), messages (M), message flows (2G, if M), local messages (L),
     local flows (2G', if L), masks (2 + M, sigmoid).
     """
 
     def __init__(self, in_planes: int, width: int, num_convblocks: int, convs_per_block: int,
-                 out_msgs: int, out_locals: int, msg_flows: int, local_flows: int):
+                 out_msgs: int, out_locals: int, msg_flows: int, local_flows: int, norm: str = "none"):
         super().__init__()
+        if norm not in ("none", "group"):
+            raise ValueError(f"unknown decoder block norm {norm!r}; expected 'none' or 'group'")
+        self.norm = norm
+
+        def act() -> list[nn.Module]:  # (GroupNorm,) PReLU after every conv
+            if norm == "none":
+                return [nn.PReLU(width)]
+            return [nn.GroupNorm(_groups(width), width), nn.PReLU(width)]
+
         self.conv0 = nn.Sequential(
-            nn.Conv2d(in_planes, width, 3, 2, 1), nn.PReLU(width),
-            nn.Conv2d(width, width, 3, 2, 1), nn.PReLU(width),
+            nn.Conv2d(in_planes, width, 3, 2, 1), *act(),
+            nn.Conv2d(width, width, 3, 2, 1), *act(),
         )
         self.convblocks = nn.ModuleList()
         for _ in range(num_convblocks):
             layers: list[nn.Module] = []
             for _ in range(convs_per_block):
-                layers += [nn.Conv2d(width, width, 3, 1, 1), nn.PReLU(width)]
+                layers += [nn.Conv2d(width, width, 3, 1, 1), *act()]
             self.convblocks.append(nn.Sequential(*layers))
         self.split = [
             2,
@@ -118,7 +144,7 @@ class DecoderBlock(nn.Module):
             2 + out_msgs,
         ]
         self.conv_last = nn.Sequential(
-            nn.ConvTranspose2d(width, width, 4, 2, 1), nn.PReLU(width),
+            nn.ConvTranspose2d(width, width, 4, 2, 1), *act(),
             nn.ConvTranspose2d(width, sum(self.split), 4, 2, 1),
         )
         self.in_planes = in_planes
@@ -165,12 +191,14 @@ class CollaborativeShader(nn.Module):
         message_passes: how many block-to-block transitions carry the views' averaged flow,
             reference and message; the earlier ones carry each view's own values instead (no
             exchange). Default: all ``len(msgs) - 1``. The final output is always the average.
+        block_norm: ``"none"`` (official) or ``"group"``, see :class:`DecoderBlock`.
     """
 
     def __init__(self, ref_dim: int, target_chns: Sequence[int], ref_chns: Sequence[int],
                  msgs: Sequence[int], locals_: Sequence[int], widths: Sequence[int],
                  num_convblocks: Sequence[int], convs_per_block: int = 6, msg_flows: int = 32,
-                 warping: bool = True, averaging: str = "confidence", message_passes: int | None = None):
+                 warping: bool = True, averaging: str = "confidence", message_passes: int | None = None,
+                 block_norm: str = "none"):
         super().__init__()
         levels = len(msgs)
         if not (len(locals_) == len(widths) == len(num_convblocks) == levels):
@@ -198,6 +226,7 @@ class CollaborativeShader(nn.Module):
             cin += ref_chns[i] if i < len(ref_chns) else 0
             self.decoder_blocks.append(DecoderBlock(
                 cin, widths[i], num_convblocks[i], convs_per_block, msgs[i], locals_[i], msg_flows, msg_flows,
+                norm=block_norm,
             ))
 
     def _warp(self, x: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
@@ -347,11 +376,16 @@ class CollaborativeRenderer(nn.Module):
         ref_alpha_power: the shader sees reference colour ``rgb * alpha ** p``. The official code
             multiplied its already premultiplied images by alpha once more (p = 2; the same wherever
             alpha is 0 or 1); ours use p = 1.
+        target_udp_every_scale: :meth:`encode_target` appends the target UDP (area-resized) to every
+            scale's features and adds it alone as a sixth, full-resolution scale; the shader's
+            ``target_chns`` must then be the encoder's channels + 4, then 4.
     """
 
     def __init__(self, udpparsernet: ResUNet, target_pose_encoder: ResUNet, shader: CollaborativeShader,
-                 rgbadecodernet: RGBADecoder, reference_udp: bool = False, ref_alpha_power: int = 1):
+                 rgbadecodernet: RGBADecoder, reference_udp: bool = False, ref_alpha_power: int = 1,
+                 target_udp_every_scale: bool = False):
         super().__init__()
+        self.target_udp_every_scale = bool(target_udp_every_scale)
         self.udpparsernet = udpparsernet
         self.target_pose_encoder = target_pose_encoder
         self.shader = shader
@@ -397,13 +431,18 @@ class CollaborativeRenderer(nn.Module):
         return SheetCache(x_ref, [f.reshape(b, n, *f.shape[1:]) for f in feats])
 
     def encode_target(self, target_udp: torch.Tensor) -> list[torch.Tensor]:
-        """Target-pose features per scale for ``target_udp`` [B,4,H,W]."""
+        """Target-pose features per scale for ``target_udp`` [B,4,H,W] (coarse to fine)."""
         if target_udp.dim() != 4 or target_udp.shape[1] != 4:
             raise ValueError(f"target_udp must be [B,4,H,W], got {tuple(target_udp.shape)}")
         self._check_size(target_udp, "the target UDP")
         occ = target_udp[:, 3:4]
         x = torch.cat([target_udp[:, :3] * occ, occ], dim=1)
-        return self.target_pose_encoder.backbone.features(normalise_input(x))
+        feats = self.target_pose_encoder.backbone.features(normalise_input(x))
+        if not self.target_udp_every_scale:
+            return feats
+        # the UDP itself, area-resized, next to every scale's features and alone at full resolution
+        resized = [F.interpolate(x, size=tuple(f.shape[-2:]), mode="area") for f in feats]
+        return [torch.cat([f, u], dim=1) for f, u in zip(feats, resized)] + [x]
 
     def render(self, target_udp: torch.Tensor, cache: SheetCache) -> torch.Tensor:
         """Draw the encoded sheet's character in each target pose -> premultiplied RGBA [B,4,H,W]."""
