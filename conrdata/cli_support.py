@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
+import warnings
 
 import click
 
@@ -43,6 +44,11 @@ def _module_exists(module_name: str) -> bool:
         return False
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings from a CLI are for the user: one line, no source excerpt (``--debug`` keeps Python's form)."""
+    print(f"warning: {message}", file=sys.stderr if file is None else file)
+
+
 def run_group(group: click.Group, argv: list[str] | None = None) -> None:
     """Run a click group with the project's error convention.
 
@@ -51,6 +57,8 @@ def run_group(group: click.Group, argv: list[str] | None = None) -> None:
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
+    if not debug:
+        warnings.showwarning = _one_line_warning
     try:
         group.main(args=argv, standalone_mode=False)
     except UserError as err:
