@@ -95,30 +95,49 @@ def test_help_teaches():
 
 
 @pytest.mark.slow
+def _first_humanoid(paths):
+    """The first model among ``paths`` that loads with every required humanoid bone, and the reasons others were passed over."""
+    from conrdata.errors import UserError
+    from conrdata.formats import load_model
+    from conrdata.humanoid import REQUIRED_BONES
+
+    passed_over = []
+    for path in paths:
+        try:
+            rig = load_model(path)
+        except UserError as exc:
+            passed_over.append(f"{path.name}: {exc}")
+            continue
+        missing = [b for b in REQUIRED_BONES if b not in rig.humanoid]
+        if not missing:
+            return rig, passed_over
+        passed_over.append(f"{path.name}: not a humanoid (no {', '.join(missing[:3])}...)")
+    return None, passed_over
+
+
 def test_real_motions_drive_vrm_and_pmx_characters(tmp_path):
+    """Every real motion drives the first humanoid VRM and the first humanoid PMX (feature-test PMX files are passed over)."""
     motions = assets_or_skip("motions")
     meshes = assets_or_skip("meshes")
     from conrdata.apose import align_to_apose
-    from conrdata.formats import load_model
+    from conrdata.poses.build import build_library
+    from conrdata.poses.library import save_pose_library
+    from conrdata.poses.preview import save_preview
 
-    vrm = sorted(meshes.rglob("*.vrm"))
-    pmx = sorted(meshes.rglob("*.pmx"))
-    if not vrm or not pmx:
-        pytest.skip(f"no VRM and PMX pair under {meshes}")
-    for model in (vrm[0], pmx[0]):
-        rig = align_to_apose(load_model(model))
-        out = tmp_path / f"{model.stem}.npz"
-        from conrdata.poses.build import build_library
-        from conrdata.poses.library import save_pose_library
-        from conrdata.poses.preview import save_preview
-
+    for suffix in ("*.vrm", "*.pmx"):
+        rig, passed_over = _first_humanoid(sorted(meshes.rglob(suffix)))
+        if rig is None:
+            pytest.skip(f"no humanoid {suffix} under {meshes}: {passed_over}")
+        rig = align_to_apose(rig)
+        name = rig.meta.get("name") or suffix[2:]
+        out = tmp_path / f"{suffix[2:]}.npz"
         lib, report = build_library(motions, rig, fps=5, max_poses=50)
         assert len(lib) > 0, report.skipped
         save_pose_library(lib, out)
-        save_preview(tmp_path / f"{model.stem}.png", lib, rig)
+        save_preview(tmp_path / f"{suffix[2:]}.png", lib, rig)
         for i in range(len(lib)):
             q, t = pose_for_rig(rig, lib, i)
-            assert np.all(np.isfinite(forward_kinematics(rig, q, t)[1]))
+            assert np.all(np.isfinite(forward_kinematics(rig, q, t)[1])), name
 
 
 def test_cli_character_from_a_model_file(tmp_path, motions):
