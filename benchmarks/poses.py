@@ -8,11 +8,16 @@ Prints one JSON object:
   PMX writer is importable;
 - ``bvh_retarget``: BVH forward kinematics + retargeting onto the procedural character;
 - ``sampler``: joint-limited sampling with the self-penetration test, and its rejection rate;
-- ``pose_for_rig``: applying library poses to the rig (the per-image cost synthesis pays).
+- ``pose_for_rig``: applying library poses to the rig (the per-image cost synthesis pays);
+- ``evaluator``: per real character (``Gene_light.pmx``, ``Godette_vrm_v4.vrm`` from the shared
+  assets, converted to the A-pose), poses per second through the full pose evaluator
+  (:func:`conrdata.poses.evaluate.evaluate_poses`: MMD inherit, IK chains, physics bones, VRM
+  constraints) against plain FK (:func:`conrdata.rig.forward_kinematics`) on the same sampled poses,
+  and the two with skinning; an entry holds ``skipped`` with the reason when the asset is absent.
 
 Motions are synthetic (smooth random keys on every standard bone): no real motion is bundled.
 
-    python benchmarks/poses.py [--frames 300]
+    python benchmarks/poses.py [--frames 300] [--assets ../shared/assets]
 """
 
 from __future__ import annotations
@@ -32,11 +37,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from conrdata.bonemaps import MMD_TO_HUMANOID  # noqa: E402
 from conrdata.poses import poses_for_rig, sample_poses  # noqa: E402
 from conrdata.poses.bvh import BvhMotion  # noqa: E402
+from conrdata.poses.evaluate import deform_rules, evaluate_poses  # noqa: E402
 from conrdata.poses.mmd import vmd_to_library  # noqa: E402
 from conrdata.poses.quat import euler_to_quat  # noqa: E402
 from conrdata.poses.retarget import bvh_to_library  # noqa: E402
 from conrdata.poses.vmd import VmdMotion, make_track  # noqa: E402
 from conrdata.procedural import build_character  # noqa: E402
+from conrdata.rig import forward_kinematics, skin, skinning_matrices  # noqa: E402
+
+EVALUATOR_CHARACTERS = {"Gene_light.pmx": ("meshes", "gene", "Gene_light.pmx"),
+                        "Godette_vrm_v4.vrm": ("meshes", "godot-vrm", "Godette_vrm_v4.vrm")}
 
 
 def synthetic_vmd(frames: int, rng: np.random.Generator) -> VmdMotion:
@@ -81,9 +91,42 @@ def rate(fn, n_items: int, repeat: int = 2) -> float:
     return n_items / best
 
 
+def evaluator_figures(path: Path, poses: int = 64) -> dict:
+    """Full evaluator against FK only, on ``poses`` sampled poses of the converted character at ``path``."""
+    from conrdata.apose import align_to_apose
+    from conrdata.formats import load_model
+
+    rig = align_to_apose(load_model(path))
+    rules = deform_rules(rig)
+    local, trans = poses_for_rig(rig, sample_poses(poses, 0, rig))
+
+    def fk():
+        return [forward_kinematics(rig, local[i], trans[i]) for i in range(poses)]
+
+    def skinned(results):
+        for r, t in results:
+            skin(rig, skinning_matrices(rig, r, t))
+
+    ev = evaluate_poses(rig, local, trans)
+    out = {"bones": rig.num_bones, "vertices": len(rig.vertices), "poses": poses,
+           "inherit_and_ik_steps": len(rules.steps), "physics_bones": len(rules.physics),
+           "control_ik_chains": len(rules.control),
+           "evaluator_poses_per_s": rate(lambda: evaluate_poses(rig, local, trans), poses),
+           "fk_only_poses_per_s": rate(fk, poses)}
+    out["evaluator_cost_x"] = out["fk_only_poses_per_s"] / out["evaluator_poses_per_s"]
+    out["evaluator_skinned_poses_per_s"] = rate(lambda: skinned(zip(*evaluate_poses(rig, local, trans))),
+                                                poses)
+    out["fk_only_skinned_poses_per_s"] = rate(lambda: skinned(fk()), poses)
+    fr = np.stack([r for r, _ in fk()])
+    out["max_rotation_change_vs_fk"] = float(np.abs(ev[0] - fr).max())
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, default=300, help="frames of the synthetic motions (30 fps)")
+    ap.add_argument("--assets", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "assets",
+                    help="the shared real assets folder (for the evaluator figures)")
     args = ap.parse_args()
     rng = np.random.default_rng(0)
     rig = build_character(0)
@@ -113,6 +156,14 @@ def main() -> None:
     out["sampler_poses_per_s"] = rate(lambda: sample_poses(200, 1, rig), 200)
     out["sampler_rejection_rate"] = lib.meta["rejected_candidates"] / (lib.meta["rejected_candidates"] + 200)
     out["pose_for_rig_poses_per_s"] = rate(lambda: poses_for_rig(rig, lib), len(lib))
+    out["evaluator"] = {}
+    for name, parts in EVALUATOR_CHARACTERS.items():
+        path = args.assets.joinpath(*parts)
+        if not path.is_file():
+            out["evaluator"][name] = {"skipped": f"asset not found: {path}"}
+            continue
+        out["evaluator"][name] = {k: (round(v, 2) if isinstance(v, float) else v)
+                                  for k, v in evaluator_figures(path).items()}
     print(json.dumps({k: (round(v, 2) if isinstance(v, float) else v) for k, v in out.items()}, indent=1))
 
 

@@ -1,4 +1,4 @@
-"""Align a rig to the canonical A-pose of DESIGN.md and make that A-pose its bind pose.
+"""Align a rig to the canonical A-pose of docs/design.md and make that A-pose its bind pose.
 
 Steps (all in the project frame: +Y up, metres):
 
@@ -14,15 +14,18 @@ Steps (all in the project frame: +Y up, metres):
    horizontal in the frontal plane (+X side for the left arm). Shoulders,
    head, feet, toes, fingers and every non-humanoid bone (hair, skirt,
    twist bones, accessories) keep their rest orientation relative to their
-   parent, i.e. they follow it.
+   parent, i.e. they follow it, unless the rig's own deform rules drive them
+   (MMD inherit, sleeve/hair IK, physics bones, VRM node constraints): the pose
+   goes through :func:`conrdata.poses.evaluate.evaluate_pose` like any other.
 3. Re-bind. The posed mesh (linear-blend skinned) becomes the bind mesh and
    the posed joint positions the new bone heads; then the rig is shifted so
    the lowest vertex is at y = 0 and the hips are at x = z = 0.
 
 ``rig.meta["apose_correction"]`` maps bone name -> the local rotation
 (x, y, z, w) applied to it (world-aligned axes of the *source* rest pose, the
-convention of :mod:`conrdata.rig`); bones not listed were not rotated. A
-motion authored against the source rest pose is retargeted with it.
+convention of :mod:`conrdata.rig`), as the evaluator left it; bones not listed
+were not rotated. A motion authored against the source rest pose is retargeted
+with it, and the evaluator uses it to play MMD rules in the source rest frame.
 """
 
 from __future__ import annotations
@@ -31,7 +34,8 @@ import numpy as np
 
 from conrdata.errors import RigError
 from conrdata.humanoid import REQUIRED_BONES
-from conrdata.rig import Rig, forward_kinematics, shortest_arc, skin, skinning_matrices
+from conrdata.poses.evaluate import evaluate_pose
+from conrdata.rig import Rig, shortest_arc, skin, skinning_matrices
 
 ARM_DROP_DEG = 45.0
 MIN_HEIGHT_M = 0.2
@@ -175,7 +179,12 @@ def align_to_apose(rig: Rig) -> Rig:
         world[b] = w
         local[b] = parent_w.T @ w if p >= 0 else w
 
-    world_r, world_t = forward_kinematics(rig, local)
+    # The aimed locals are keys: the rig's own rules (MMD inherit, sleeve/hair IK, physics bones, VRM
+    # constraints) move the bones they drive, and the correction records the locals that result.
+    world_r, world_t = evaluate_pose(rig, local, place_control_ik=False)
+    for b in range(B):
+        p = parents[b]
+        local[b] = world_r[b] if p < 0 else world_r[p].T @ world_r[b]
     mats = skinning_matrices(rig, world_r, world_t)
     verts = skin(rig, mats).astype(np.float64)
     blended = np.einsum("vk,vkij->vij", rig.weights.astype(np.float64), mats[rig.joints][:, :, :, :3])

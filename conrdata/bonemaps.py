@@ -26,7 +26,30 @@ Choices for MMD (documented because MMD's skeleton is not a humanoid tree):
 Conflicts between conventions are resolved by context: ``Leg`` is the *upper*
 leg in MMD's English names (``leg_L``) but the *lower* leg in Mixamo/CMU
 (``LeftLeg``, whose upper leg is ``LeftUpLeg``); :func:`map_bone_names` reads
-``Leg`` as the lower leg exactly when the rig also has an ``UpLeg`` bone.
+``Leg`` as the lower leg exactly when the rig also has an ``UpLeg`` bone. Thumbs
+numbered from 1 with a third joint and no ``thumb0`` (Quaternius, VRoid ``Thumb1..3``)
+are metacarpal, proximal, distal; MMD English ``thumb0..2`` the same from 0.
+
+Families recognised by :func:`map_bone_names` (whole-skeleton rules, applied before
+the one-name matcher because their spine names mean something else elsewhere):
+
+- Blender metarig / Rigify (``spine``, ``spine.001`` ... ``spine.006``, ``DEF-``/``ORG-``
+  prefixes): ``spine`` is the hips, ``.001`` spine, ``.002`` chest, ``.003`` upperChest,
+  ``.004`` neck, ``.006`` head.
+- Khronos samples (``torso_joint_1..3``, ``neck_joint_1..2``, ``arm_joint_L_1..3``,
+  ``leg_joint_R_1..5``): numbered up each chain, hips / upper limb first; the last neck
+  joint is the head, the first leg joint past the foot is the toes.
+- Character Creator (``CC_Base_*``): ``Hip`` is the hips (``Pelvis`` is its sibling of
+  the waist, like MMD), ``Waist`` spine, ``Spine01`` chest, ``Spine02`` upperChest,
+  ``NeckTwist01`` neck.
+
+The one-name matcher also knows the Unreal mannequin (``pelvis``, ``spine_01..03``,
+``clavicle_l``, ``upperarm_l``, ``calf_l``, ``ball_l``, ``index_01_l``), Unity / VRM
+finger names (``Left_IndexProximal``), Daz Genesis (``hip``, ``abdomenLower``,
+``chestLower``, ``lCollar``, ``lShldrBend``, ``lForearmBend``, ``lThighBend``, ``lShin``),
+3ds Max Biped (``Bip01 L Calf``), Quaternius (``Abdomen``, ``UpperArm.L``, ``WristL``),
+Kenney (``torso``, ``arm-left``, ``leg-right``), Ready Player Me (Mixamo names without
+the prefix) and Blender's duplicate suffixes (``Hand.L.001``).
 """
 
 from __future__ import annotations
@@ -150,14 +173,24 @@ CMU_BVH_TO_HUMANOID: dict[str, str] = _cmu_table()
 # --- generic matcher ---------------------------------------------------------------------------------
 
 _SEP_RE = re.compile(r"[\s_.\-|/]+")
-_PREFIX_RE = re.compile(r"^(?:bip0*1|def|org|mch)(?: |$)")
+_PREFIX_RE = re.compile(r"^(?:bip0*1|def|org|mch|cc base|b|bn|bone|jnt)(?: |$)")
+# Daz's glued one-letter side prefix: lShldrBend, rThighTwist (read on the name before lower-casing).
+_GLUED_SIDE_RE = re.compile(r"^([lr])([A-Z][a-z].*)$")
+# Blender's duplicate suffix (Hand.L.001); two digits or fewer are part of the name (spine_01, Spine1).
+_DUPLICATE_RE = re.compile(r" \d{3}$")
 
 
 def normalise_name(name: str) -> str:
-    """NFKC, lower case, namespace (``mixamorig:``, ``Armature|``) dropped; separators kept as one space."""
-    s = unicodedata.normalize("NFKC", str(name)).strip().lower()
+    """NFKC, lower case, namespace (``mixamorig:``, ``Armature|``) dropped; separators kept as one space.
+
+    A Daz-style glued side prefix (``lShldrBend``) is split off as ``l shldrbend``.
+    """
+    s = unicodedata.normalize("NFKC", str(name)).strip()
     s = re.split(r"[:|]", s)[-1]
-    return _SEP_RE.sub(" ", s).strip()
+    m = _GLUED_SIDE_RE.match(s)
+    if m:
+        s = f"{m.group(1)} {m.group(2)}"
+    return _SEP_RE.sub(" ", s.lower()).strip()
 
 
 # Base names without a side (separator-free keys) -> humanoid name.
@@ -167,6 +200,10 @@ _CENTRE: dict[str, str] = {
     "chest": "chest", "spine1": "chest", "upperbody2": "chest", "上半身2": "chest",
     "upperchest": "upperChest", "spine2": "upperChest", "upperbody3": "upperChest", "上半身3": "upperChest",
     "neck": "neck", "首": "neck", "head": "head", "頭": "head", "jaw": "jaw", "あご": "jaw",
+    # Quaternius / Kenney / Daz / Unreal spellings
+    "abdomen": "spine", "torso": "spine", "abdomenlower": "spine", "abdomen2": "chest",
+    "abdomenupper": "chest", "chestlower": "upperChest", "necklower": "neck",
+    "spine01": "spine", "spine02": "chest", "spine03": "upperChest", "neck01": "neck",
 }
 
 # Side-less base (separator-free) -> humanoid suffix, prefixed later by left/right.
@@ -181,6 +218,9 @@ _SIDED: dict[str, str] = {
     "foot": "Foot", "ankle": "Foot", "足首": "Foot",
     "toes": "Toes", "toe": "Toes", "toebase": "Toes", "つま先": "Toes",
     "eye": "Eye", "目": "Eye",
+    # Daz Genesis, Unreal, Biped, Quaternius spellings
+    "collar": "Shoulder", "shldr": "UpperArm", "shldrbend": "UpperArm", "forearmbend": "LowerArm",
+    "thighbend": "UpperLeg", "ball": "Toes", "toe0": "Toes",
 }
 
 
@@ -189,6 +229,9 @@ def _finger_entries() -> dict[str, str]:
     for i, seg in enumerate(_THUMB):
         for key in (f"親指{i}", f"thumb{i}", f"handthumb{i + 1}"):
             t[key] = f"Thumb{seg}"
+        t[f"thumb0{i + 1}"] = f"Thumb{seg}"  # Unreal thumb_01 / Rigify thumb.01: the metacarpal
+        t[f"thumb{seg.lower()}"] = f"Thumb{seg}"  # Unity / VRM names
+    t["thumbintermediate"] = "ThumbProximal"  # VRM 0.x spelling
     names = {
         "Index": ("人指", "人差指", "fore", "index", "indexfinger", "handindex"),
         "Middle": ("中指", "middle", "middlefinger", "handmiddle"),
@@ -199,6 +242,9 @@ def _finger_entries() -> dict[str, str]:
         for i, seg in enumerate(_SEGMENTS):
             for key in keys:
                 t[f"{key}{i + 1}"] = f"{finger}{seg}"
+                t[f"{key}0{i + 1}"] = f"{finger}{seg}"  # Unreal index_01_l
+            t[f"f{keys[3]}0{i + 1}"] = f"{finger}{seg}"  # Rigify f_index.01.L
+            t[f"{finger.lower()}{seg.lower()}"] = f"{finger}{seg}"  # Unity / VRM names
     return t
 
 
@@ -228,20 +274,31 @@ def _split_side_style(norm: str) -> tuple[str | None, str, str]:
     m = re.match(r"^(.+?) (l|r|left|right)$", norm)
     if m:
         return _SIDE_WORDS[m.group(2)], m.group(1).replace(" ", ""), "suffix"
-    return None, norm.replace(" ", ""), ""
+    base = norm.replace(" ", "")
+    # A side letter glued to a known limb name: Quaternius' UpperArmL / WristR.
+    if len(base) > 2 and base[-1] in "lr" and base[:-1] in _SIDED:
+        return _SIDE_WORDS[base[-1]], base[:-1], "suffix"
+    return None, base, ""
 
 
-def humanoid_name(name: str, leg_is_lower: bool | None = None) -> str | None:
+def _clean(name: str) -> str:
+    """Normalised name without tool prefixes (DEF-, CC_Base_, b_...) and Blender duplicate suffixes."""
+    return _DUPLICATE_RE.sub("", _PREFIX_RE.sub("", normalise_name(name)))
+
+
+def humanoid_name(name: str, leg_is_lower: bool | None = None,
+                  thumb_one_based: bool = False) -> str | None:
     """The humanoid name one bone name stands for, or None.
 
     A bare ``Leg`` is the lower leg when ``leg_is_lower`` is True (Mixamo/CMU: the rig
     has an ``UpLeg``) and the upper leg when it is False (MMD English ``leg_L``); when
     None it is guessed from the spelling: ``LeftLeg`` (side prefix) lower, ``leg_L`` upper.
+    ``thumb_one_based`` reads ``Thumb1..3`` as metacarpal, proximal, distal (see the module
+    docstring); otherwise ``thumb0..2`` are.
     """
-    norm = normalise_name(name)
+    norm = _clean(name)
     if not norm:
         return None
-    norm = _PREFIX_RE.sub("", norm)
     side, base, style = _split_side_style(norm)
     if side is None:
         return _CENTRE.get(base)
@@ -249,25 +306,103 @@ def humanoid_name(name: str, leg_is_lower: bool | None = None) -> str | None:
         leg_is_lower = style == "prefix" and norm[:1] not in ("左", "右")
     if base == "leg" and leg_is_lower:
         return side + "LowerLeg"
+    m = re.fullmatch(r"thumb([1-3])", base)
+    if thumb_one_based and m:
+        return f"{side}Thumb{_THUMB[int(m.group(1)) - 1]}"
     suffix = _SIDED.get(base)
     return None if suffix is None else side + suffix
+
+
+# --- whole-skeleton families -------------------------------------------------------------------------
+
+_RIGIFY_SPINE = {"spine": "hips", "spine 001": "spine", "spine 002": "chest", "spine 003": "upperChest",
+                 "spine 004": "neck", "spine 006": "head"}
+_CC_CENTRE = {"hip": "hips", "waist": "spine", "spine01": "chest", "spine02": "upperChest",
+              "necktwist01": "neck", "head": "head"}
+_KHRONOS_RE = re.compile(r"^(torso|neck|arm|leg) joint (?:([lr]) )?(\d+)$")
+_KHRONOS_CHAINS = {
+    "torso": ("hips", "spine", "chest", "upperChest"),
+    "arm": ("UpperArm", "LowerArm", "Hand"),
+    "leg": ("UpperLeg", "LowerLeg", "Foot", "Toes"),
+}
+
+
+def _rigify(names: list[str]) -> dict[str, int]:
+    """Blender metarig / Rigify spine (``spine`` .. ``spine.006``), or {} when the rig is not one."""
+    cleaned = [_PREFIX_RE.sub("", normalise_name(n)) for n in names]
+    if not ({"spine 004", "spine 006"} & set(cleaned) and "spine 001" in cleaned):
+        return {}
+    out: dict[str, int] = {}
+    for i, c in enumerate(cleaned):
+        h = _RIGIFY_SPINE.get(c)
+        if h is not None and h not in out:
+            out[h] = i
+    return out
+
+
+def _khronos(names: list[str]) -> dict[str, int]:
+    """The Khronos samples' numbered joints (``torso_joint_1``, ``leg_joint_L_3``), or {}."""
+    chains: dict[tuple[str, str | None], list[tuple[int, int]]] = {}
+    for i, n in enumerate(names):
+        m = _KHRONOS_RE.match(normalise_name(n))
+        if m:
+            side = {"l": "left", "r": "right", None: None}[m.group(2)]
+            chains.setdefault((m.group(1), side), []).append((int(m.group(3)), i))
+    if ("torso", None) not in chains or not any(k[0] == "leg" for k in chains):
+        return {}
+    out: dict[str, int] = {}
+    for (part, side), joints in chains.items():
+        joints.sort()
+        if part == "neck":
+            out["neck"] = joints[0][1]
+            if len(joints) > 1:
+                out["head"] = joints[-1][1]
+            continue
+        if side is None and part != "torso":
+            continue
+        for slot, (_, i) in zip(_KHRONOS_CHAINS[part], joints):
+            out[slot if side is None else side + slot] = i
+    return out
+
+
+def _character_creator(names: list[str]) -> dict[str, int]:
+    """Character Creator's ``CC_Base_`` spine (see the module docstring), or {}."""
+    norms = [normalise_name(n) for n in names]
+    if not any(n.startswith("cc base ") for n in norms):
+        return {}
+    out: dict[str, int] = {}
+    for i, n in enumerate(norms):
+        h = _CC_CENTRE.get(_PREFIX_RE.sub("", n).replace(" ", ""))
+        if h is not None and h not in out:
+            out[h] = i
+    return out
 
 
 def map_bone_names(names: list[str]) -> dict[str, int]:
     """Humanoid name -> index into ``names`` for every bone recognised.
 
-    When several bones claim one humanoid name the first of them in ``names`` wins.
-    The result is ordered by the humanoid vocabulary (parents first).
+    Whole-skeleton families (Rigify, Khronos samples, Character Creator; see the module
+    docstring) are tried first, then each name alone. When several bones claim one
+    humanoid name the first of them in ``names`` wins. The result is ordered by the
+    humanoid vocabulary (parents first).
     """
-    bases = {_split_side(_PREFIX_RE.sub("", normalise_name(n)))[1] for n in names}
+    names = [str(n) for n in names]
+    bases = {_split_side(_clean(n))[1] for n in names}
     leg_is_lower: bool | None = None
-    if bases & {"upleg", "upperleg", "thigh"}:
+    if bases & {"upleg", "upperleg", "thigh", "thighbend"}:
         leg_is_lower = True
     elif bases & {"knee", "lowerleg", "calf", "shin"}:
         leg_is_lower = False
+    thumb_one_based = "thumb3" in bases and "thumb0" not in bases
     found: dict[str, int] = {}
+    for family in (_rigify, _khronos, _character_creator):
+        for h, i in family(names).items():
+            found.setdefault(h, i)
+    taken = set(found.values())
     for i, n in enumerate(names):
-        h = humanoid_name(n, leg_is_lower=leg_is_lower)
+        if i in taken:
+            continue
+        h = humanoid_name(n, leg_is_lower=leg_is_lower, thumb_one_based=thumb_one_based)
         if h is not None and h not in found:
             found[h] = i
     order = {h: k for k, h in enumerate(HUMANOID_BONES)}

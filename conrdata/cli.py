@@ -16,6 +16,8 @@ COMMANDS = {
     "synth": "conrdata.commands.synth:command",
     "matte": "conrdata.commands.matte:command",
     "pack-drawn": "conrdata.commands.pack_drawn:command",
+    "pack-udp": "conrdata.commands.pack_udp:command",
+    "export-udp": "conrdata.commands.export_udp:command",
     "split": "conrdata.commands.split:command",
     "inspect": "conrdata.commands.inspect:command",
     "validate": "conrdata.commands.validate:command",

@@ -8,7 +8,13 @@ is a slug of the file stem plus the first 8 hex digits of the file's sha256,
 so it is stable across machines and runs and holds no dots.
 
 ``characters_dir/characters.parquet`` has one row per character (id, source
-path, format, sha256, counts, humanoid bones found, licence, warnings, ...).
+path, format, sha256, counts, humanoid bones found and how each was found,
+licence, warnings, ...). Rigs without a humanoid table are mapped by
+:func:`conrdata.humanoid_infer.resolve_humanoid` (name rules, topology, a user
+``--bone-map``); its record is the ``humanoid_sources`` (JSON: humanoid bone ->
+vrm | pmx | pmd | name | topology | user | stand-in | limb) and ``humanoid_notes``
+columns, and ``bone_map`` holds the user entries that applied (a file is converted
+again when they change).
 ``characters_dir/convert_report.json`` lists what the last run converted,
 reused and skipped, with the reason for each skip. A rerun skips files whose
 sha256 is already in the manifest (and whose character file exists); a killed
@@ -25,6 +31,7 @@ import os
 import re
 import tempfile
 import time
+import warnings
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +44,8 @@ CHECKPOINT_EVERY = 25
 
 MANIFEST_COLUMNS = (
     "id", "path", "source_path", "format", "sha256", "vertices", "faces", "bones", "humanoid_bones",
-    "humanoid_count", "height_m", "licence", "warnings", "convert_seconds",
+    "humanoid_count", "height_m", "licence", "warnings", "convert_seconds", "humanoid_sources",
+    "humanoid_notes", "bone_map",
 )
 
 
@@ -89,12 +97,35 @@ def file_sha256(path) -> str:
 
 
 def find_models(meshes_dir) -> list[Path]:
-    """Supported model files under ``meshes_dir`` (recursive, hidden folders skipped), sorted."""
+    """Supported model files under ``meshes_dir`` (recursive, hidden folders skipped), sorted.
+
+    Symbolic links to folders and files are followed (a library of linked model folders is common);
+    a folder reached again through a link (a cycle, or two links to one folder) is walked once,
+    with a warning for a cycle. The same file reached twice is skipped later by its sha256.
+    """
     from conrdata.formats import SUPPORTED_EXTENSIONS
 
     root = Path(meshes_dir)
     out = []
-    for dirpath, dirnames, filenames in os.walk(root):
+    walked: dict[str, tuple[int, int]] = {}  # folder path as walked -> its (device, inode)
+    seen: set[tuple[int, int]] = set()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        try:
+            st = os.stat(dirpath)
+        except OSError:
+            dirnames[:] = []
+            continue
+        folder = (st.st_dev, st.st_ino)
+        if folder in seen:
+            dirnames[:] = []
+            up, below = os.path.dirname(dirpath), dirpath
+            while up in walked and up != below and walked[up] != folder:  # climb the walked ancestors
+                up, below = os.path.dirname(up), up
+            if walked.get(up) == folder:
+                warnings.warn(f"{dirpath}: symbolic link to a folder above it; not followed", stacklevel=1)
+            continue
+        walked[dirpath] = folder
+        seen.add(folder)
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in filenames:
             if not name.startswith(".") and os.path.splitext(name)[1].lower() in SUPPORTED_EXTENSIONS:
@@ -102,17 +133,36 @@ def find_models(meshes_dir) -> list[Path]:
     return sorted(out)
 
 
-def convert_file(path, characters_dir, sha256: str | None = None) -> dict:
-    """Convert one model file; returns its manifest row. Raises UserError (or a subclass) on bad input."""
+def prepare_model(path, bone_map: dict | None = None):
+    """Read a model file and make it a canonical rig: humanoid mapping, then A-pose alignment.
+
+    ``bone_map`` is a :func:`conrdata.humanoid_infer.read_bone_map` result (or None).
+    """
     from conrdata.apose import align_to_apose
+    from conrdata.formats import load_model
+    from conrdata.humanoid_infer import bone_map_for, resolve_humanoid
+
+    return align_to_apose(resolve_humanoid(load_model(path), bone_map_for(bone_map, path)))
+
+
+def _bone_map_key(bone_map: dict | None, path) -> str:
+    """The user bone-map entries that apply to ``path``, as canonical JSON ("" when none)."""
+    from conrdata.humanoid_infer import bone_map_for
+
+    entries = bone_map_for(bone_map, path)
+    return json.dumps(entries, sort_keys=True, ensure_ascii=False) if entries else ""
+
+
+def convert_file(path, characters_dir, sha256: str | None = None, bone_map: dict | None = None) -> dict:
+    """Convert one model file; returns its manifest row. Raises UserError (or a subclass) on bad input."""
     from conrdata.character_io import save_character
-    from conrdata.formats import format_of, load_model
+    from conrdata.formats import format_of
 
     t0 = time.perf_counter()
     path = Path(path)
     sha = sha256 or file_sha256(path)
     cid = character_id(path, sha)
-    rig = align_to_apose(load_model(path))
+    rig = prepare_model(path, bone_map)
     meta = dict(rig.meta)
     meta.update({"character_id": cid, "sha256": sha, "source": str(path)})
     rig = rig.replace(meta=meta)
@@ -132,14 +182,17 @@ def convert_file(path, characters_dir, sha256: str | None = None) -> dict:
         "licence": json.dumps(meta.get("licence") or {}, ensure_ascii=False, sort_keys=True, default=str),
         "warnings": [str(w) for w in rig.warnings],
         "convert_seconds": float(time.perf_counter() - t0),
+        "humanoid_sources": json.dumps(meta.get("humanoid_sources") or {}, sort_keys=True),
+        "humanoid_notes": [str(n) for n in meta.get("humanoid_notes") or []],
+        "bone_map": _bone_map_key(bone_map, path),
     }
 
 
-def _work(args: tuple[str, str, str]) -> tuple[str, dict | None, str | None]:
-    """Worker: (path, characters_dir, sha) -> (path, row, skip reason). Never raises."""
-    path, characters_dir, sha = args
+def _work(args: tuple) -> tuple[str, dict | None, str | None]:
+    """Worker: (path, characters_dir, sha, bone_map) -> (path, row, skip reason). Never raises."""
+    path, characters_dir, sha, bone_map = args
     try:
-        return path, convert_file(path, characters_dir, sha), None
+        return path, convert_file(path, characters_dir, sha, bone_map), None
     except UserError as err:
         return path, None, str(err)
     except MemoryError:
@@ -171,6 +224,8 @@ def write_manifest(characters_dir, rows: list[dict]) -> Path:
         ("sha256", pa.string()), ("vertices", pa.int64()), ("faces", pa.int64()), ("bones", pa.int64()),
         ("humanoid_bones", pa.list_(pa.string())), ("humanoid_count", pa.int64()), ("height_m", pa.float64()),
         ("licence", pa.string()), ("warnings", pa.list_(pa.string())), ("convert_seconds", pa.float64()),
+        ("humanoid_sources", pa.string()), ("humanoid_notes", pa.list_(pa.string())),
+        ("bone_map", pa.string()),
     ])
     rows = sorted(rows, key=lambda r: r["id"])
     table = pa.Table.from_pylist([{k: r.get(k) for k in MANIFEST_COLUMNS} for r in rows], schema=schema)
@@ -187,13 +242,14 @@ def write_manifest(characters_dir, rows: list[dict]) -> Path:
 
 
 def convert_folder(meshes_dir, characters_dir, workers: int = 1, strict: bool = False,
-                   progress: bool = True) -> ConvertReport:
+                   progress: bool = True, bone_map: dict | None = None) -> ConvertReport:
     """Convert every supported model under ``meshes_dir`` into ``characters_dir`` (see module docstring).
 
     ``workers`` > 1 converts in a process pool. Bad files are skipped with their
     reason in the report. ``strict`` does not change what is converted; the CLI
-    uses it to turn any skip into a failing exit code. Raises UserError when
-    ``meshes_dir`` does not exist.
+    uses it to turn any skip into a failing exit code. ``bone_map`` (from
+    :func:`conrdata.humanoid_infer.read_bone_map`) overrides humanoid bones per model.
+    Raises UserError when ``meshes_dir`` does not exist.
     """
     del strict  # the decision is the caller's; kept for a uniform signature with the CLI
     from tqdm import tqdm
@@ -205,9 +261,9 @@ def convert_folder(meshes_dir, characters_dir, workers: int = 1, strict: bool = 
     characters_dir.mkdir(parents=True, exist_ok=True)
     report = ConvertReport()
     rows = {r["id"]: r for r in read_manifest(characters_dir) if (characters_dir / r["path"]).is_file()}
-    by_sha = {r["sha256"]: r["id"] for r in rows.values()}
+    by_sha = {(r["sha256"], r.get("bone_map") or ""): r["id"] for r in rows.values()}
 
-    jobs: list[tuple[str, str, str]] = []
+    jobs: list[tuple] = []
     seen_in_run: dict[str, str] = {}
     for path in find_models(meshes_dir):
         try:
@@ -215,13 +271,13 @@ def convert_folder(meshes_dir, characters_dir, workers: int = 1, strict: bool = 
         except OSError as err:
             report.skipped.append({"path": str(path), "reason": f"{path}: cannot read ({err.strerror})"})
             continue
-        if sha in by_sha:
-            report.reused.append((str(path), by_sha[sha]))
+        if (sha, _bone_map_key(bone_map, path)) in by_sha:
+            report.reused.append((str(path), by_sha[sha, _bone_map_key(bone_map, path)]))
         elif sha in seen_in_run:
             report.skipped.append({"path": str(path), "reason": f"{path}: identical to {seen_in_run[sha]}"})
         else:
             seen_in_run[sha] = str(path)
-            jobs.append((str(path), str(characters_dir), sha))
+            jobs.append((str(path), str(characters_dir), sha, bone_map))
 
     done_since_checkpoint = 0
 

@@ -1,12 +1,13 @@
 """A procedural, rigged, anime-proportioned humanoid: the project's own embedded default character.
 
 :func:`build_character` returns a :class:`~conrdata.rig.Rig` that is already in the
-canonical A-pose of DESIGN.md (feet on y = 0, hips at x = z = 0, facing +Z, the
+canonical A-pose of docs/design.md (feet on y = 0, hips at x = z = 0, facing +Z, the
 character's left on +X, upper arms 45 degrees below horizontal in the frontal
 plane with forearm and hand continuing the line, legs vertical). It has a body,
 a big head with a drawn face, a hair cap and hair strands (secondary bone chains
-``hair_<i>_<j>``), a pleated skirt (chains ``skirt_<k>_<j>``), five textured
-materials (one double-sided, one alpha-MASK), smooth two-bone blends at every
+``hair_<i>_<j>``), a pleated skirt (chains ``skirt_<k>_<j>``), seven textured
+materials (one double-sided, one alpha-MASK; skin, hair, top, skirt, legwear and shoes
+each get their own colour, drawn independently), smooth two-bone blends at every
 joint, and a few thousand triangles. Everything varies with ``seed``.
 
 :func:`write_character_glb` writes the same character as a skinned glTF binary
@@ -35,7 +36,7 @@ PROCEDURAL_HUMANOID = (
 
 ARM_ANGLE_DEG = 45.0
 
-MAT_SKIN, MAT_FACE, MAT_CLOTHES, MAT_SKIRT, MAT_HAIR = range(5)
+MAT_SKIN, MAT_FACE, MAT_CLOTHES, MAT_SKIRT, MAT_HAIR, MAT_LEGS, MAT_SHOES = range(7)
 
 
 # --------------------------------------------------------------------------- skeleton
@@ -80,6 +81,8 @@ class _Params:
     clothes: np.ndarray
     skirt: np.ndarray
     eyes: np.ndarray
+    legs: np.ndarray  # stockings / tights
+    shoes: np.ndarray
 
 
 def _hsv(h: float, s: float, v: float) -> np.ndarray:
@@ -100,11 +103,14 @@ def _params(seed: int) -> _Params:
         skirt_flare=float(rng.uniform(0.08, 0.14)),
         n_strands=int(rng.integers(6, 11)),
         strand_len=float(rng.uniform(0.25, 0.55)),
-        skin=_hsv(rng.uniform(0.04, 0.08), rng.uniform(0.15, 0.35), rng.uniform(0.85, 1.0)),
+        skin=_hsv(rng.uniform(0.02, 0.1), rng.uniform(0.1, 0.55), rng.uniform(0.45, 1.0)),
         hair=_hsv(rng.uniform(0, 1), rng.uniform(0.3, 0.9), rng.uniform(0.25, 0.95)),
         clothes=_hsv(rng.uniform(0, 1), rng.uniform(0.3, 0.8), rng.uniform(0.5, 0.95)),
         skirt=_hsv(rng.uniform(0, 1), rng.uniform(0.4, 0.9), rng.uniform(0.35, 0.85)),
         eyes=_hsv(rng.uniform(0, 1), rng.uniform(0.5, 1.0), rng.uniform(0.5, 0.9)),
+        # drawn last, so the colours above keep the values they had before legs and shoes had their own
+        legs=_hsv(rng.uniform(0, 1), rng.uniform(0.0, 0.9), rng.uniform(0.1, 0.95)),
+        shoes=_hsv(rng.uniform(0, 1), rng.uniform(0.2, 0.9), rng.uniform(0.1, 0.8)),
     )
 
 
@@ -453,8 +459,10 @@ def _textures(p: _Params, rng: np.random.Generator) -> list[np.ndarray]:
     # strands use v in [0.3, 1]: pointed tips are cut out by the alpha mask
     half = np.where(yy < 0.7, 0.5, 0.5 * (1.0 - (yy - 0.7) / 0.3))
     hair[..., 3] = np.where(np.abs(xx + 0.5 / size - 0.5) <= half, 255, 0).astype(np.uint8)
+    legs = np.tile(_rgba(p.legs), (16, 16, 1))
+    shoes = np.tile(_rgba(p.shoes), (16, 16, 1))
     del rng
-    return [skin, face, clothes, skirt, hair]
+    return [skin, face, clothes, skirt, hair, legs, shoes]
 
 
 # --------------------------------------------------------------------------- assembly
@@ -506,12 +514,12 @@ def build_character(seed: int = 0) -> Rig:
               MAT_SKIN, rings_per_seg=4, around=12, blend=0.03, before=I("chest"))
         _tube(mesh, [H(f"{side}UpperLeg"), H(f"{side}LowerLeg"), H(f"{side}Foot")],
               [I(f"{side}UpperLeg"), I(f"{side}LowerLeg")],
-              [(0.062, 0.062), (0.042, 0.042), (0.032, 0.032)], MAT_SKIN, rings_per_seg=5, around=12,
+              [(0.062, 0.062), (0.042, 0.042), (0.032, 0.032)], MAT_LEGS, rings_per_seg=5, around=12,
               blend=0.04, before=I("hips"))
         toe_end = H(f"{side}Toes") + np.array([0, 0, 0.05])
         _tube(mesh, [H(f"{side}Foot") + [0, 0.02, -0.03], H(f"{side}Toes"), toe_end],
               [I(f"{side}Foot"), I(f"{side}Toes")], [(0.038, 0.045), (0.035, 0.03), (0.03, 0.025)],
-              MAT_CLOTHES, rings_per_seg=3, around=10, blend=0.02, before=I(f"{side}LowerLeg"),
+              MAT_SHOES, rings_per_seg=3, around=10, blend=0.02, before=I(f"{side}LowerLeg"),
               v_range=(0.0, 0.5))
     _skirt(mesh, sk, p, MAT_SKIRT)
 
@@ -534,6 +542,8 @@ def build_character(seed: int = 0) -> Rig:
         Material("clothes", texture=tex[2]),
         Material("skirt", texture=tex[3], double_sided=True),
         Material("hair", texture=tex[4], alpha_mode="MASK", alpha_cutoff=0.5, double_sided=True),
+        Material("legs", texture=tex[5]),
+        Material("shoes", texture=tex[6]),
     ]
     rig = Rig(
         vertices=pos.astype(np.float32),

@@ -18,7 +18,7 @@ and the skinning matrix of bone b maps a bind-pose point x to
 (glTF, VRM 0.x) fold them away when they build a Rig; skinning of the bind
 pose is therefore the identity.
 
-After ``conrdata convert`` the bind pose is the canonical A-pose of DESIGN.md.
+After ``conrdata convert`` the bind pose is the canonical A-pose of docs/design.md.
 """
 
 from __future__ import annotations
@@ -228,7 +228,12 @@ def skin_normals(rig: Rig, matrices: np.ndarray) -> np.ndarray:
 def pose_vertices(
     rig: Rig, local_rotations: np.ndarray, root_translation: np.ndarray | None = None
 ) -> np.ndarray:
-    """Convenience: FK then LBS; posed (V, 3) float32 positions in world metres."""
+    """Plain FK then LBS: posed (V, 3) float32 positions in world metres.
+
+    The low-level primitive: the rig's own deform rules (MMD inherit / IK / physics bones, VRM
+    constraints) are NOT played. Pose a character with
+    :func:`conrdata.poses.evaluate.evaluate_vertices` (or ``evaluate_pose``), as every caller does.
+    """
     world_r, world_t = forward_kinematics(rig, local_rotations, root_translation)
     return skin(rig, skinning_matrices(rig, world_r, world_t))
 

@@ -17,6 +17,11 @@ Shape of the job (img2dataset style: a reader makes tasks, workers render, one w
   the one :class:`conrdata.dataset.DatasetWriter` only appends bytes (``write_encoded``) and
   results cross process boundaries compressed. Results come back in task order; a rerun skips
   clips already in finished shards. Same inputs and seed -> byte-identical shards.
+- **Labels.** Every image's JSON entry records the posed skeleton (``joints``, ``keypoints``,
+  ``coco17``) and its ``torn_share``: the share of foreground UDP pixels that disagree with the
+  skeleton (:mod:`conrdata.render.labels`). An image above ``max_torn`` is not written: it is
+  dropped from its clip (the rest of the clip, still distinct poses, is written; a clip left with
+  no image is not), and counted per character with the reason in the report and the summary.
 - **Bad input** never stops the job: a mesh that fails to convert or a character that
   fails to load or render is skipped, and the reason goes to the report
   (``OUT/synth_report.json``) and the printed summary.
@@ -41,13 +46,14 @@ PROJECTION_CHOICES = ("perspective", "orthographic", "mixed")
 # Config fields that change what a clip contains: a rerun into the same OUT must keep them.
 _CONTENT_FIELDS = ("poses_per_character", "views", "resolution", "seed", "images_per_clip", "projection",
                    "yaw_range", "pitch_range", "yfov_range", "margin", "cel", "outline", "outline_width",
-                   "poses_path")
+                   "poses_path", "max_torn")
 
 
 @dataclass
 class SynthConfig:
     """What to render. Angles in degrees; ``margin`` is the fraction of the half-image kept free
-    around the character; ``outline_width`` is a fraction of the character's height."""
+    around the character; ``outline_width`` is a fraction of the character's height; ``max_torn``
+    the largest share of disagreeing UDP pixels an image may have and still be written."""
 
     poses_per_character: int = 16
     views: int = 4
@@ -65,10 +71,13 @@ class SynthConfig:
     poses_path: str | None = None
     max_shard_bytes: int = 1 << 30
     max_shard_clips: int = 1000
+    max_torn: float = 0.02
 
     def __post_init__(self) -> None:
         if self.poses_per_character < 1 or self.views < 1 or self.images_per_clip < 1:
             raise UserError("poses per character, views and images per clip must all be >= 1")
+        if not 0.0 <= self.max_torn <= 1.0:
+            raise UserError(f"max torn share must be in [0, 1], got {self.max_torn}")
         if self.resolution < 8 or self.resolution > 8192:
             raise UserError(f"resolution must be in 8..8192, got {self.resolution}")
         if self.projection not in PROJECTION_CHOICES:
@@ -111,13 +120,16 @@ class ClipTask:
 class ClipOutcome:
     """What a worker sends back: the clip encoded for the writer (``(key, tar members, record)``,
     from :func:`conrdata.dataset.writer.encode_clip`: encoding happens in the workers, so the
-    single writer only appends bytes), or the reason it could not be made."""
+    single writer only appends bytes), or the reason it could not be made. ``refused``: the
+    images left out because their labels disagree with the skeleton ({pose_index, pose_id,
+    torn_share}); ``encoded`` is None when every image was refused."""
 
     task: ClipTask
     encoded: tuple | None = None
     info: dict = field(default_factory=dict)
     error: str | None = None
     seconds: float = 0.0
+    refused: list[dict] = field(default_factory=list)
 
 
 @dataclass
@@ -127,6 +139,9 @@ class SynthReport:
     images_written: int = 0
     clips_already_done: int = 0
     skipped: list[dict] = field(default_factory=list)
+    refused: list[dict] = field(default_factory=list)
+    images_refused: int = 0
+    torn: dict = field(default_factory=dict)
     seconds: float = 0.0
     render_seconds: float = 0.0
     engine: str = ""
@@ -149,6 +164,15 @@ class SynthReport:
         ]
         if self.clips_already_done:
             lines.append(f"{self.clips_already_done} clips were already in the output (resumed)")
+        if self.torn.get("images"):
+            t = self.torn
+            lines.append(f"labels: torn share of written images mean {100 * t['mean']:.2f} %, "
+                         f"max {100 * t['max']:.2f} %")
+        if self.refused:
+            lines.append(f"refused {self.images_refused} image(s) whose UDP disagrees with the skeleton:")
+            for r in self.refused:
+                lines.append(f"  {r['item']}: {r['images']} image(s): {r['reason']} "
+                             f"(worst {100 * r['worst']:.1f} %)")
         if self.skipped:
             lines.append(f"skipped {len(self.skipped)} item(s):")
             for s in self.skipped:
@@ -235,6 +259,7 @@ def character_poses(rig, character_id: str, config: SynthConfig):
 
 def _character(task: ClipTask):
     from conrdata.character_io import load_character
+    from conrdata.render.labels import skeleton_spec
     from conrdata.render.scene import bind_landmarks
 
     cache: OrderedDict = _WORKER["characters"]
@@ -247,7 +272,7 @@ def _character(task: ClipTask):
         # A fresh GL cache key per load: a character file replaced on disk never meets stale textures.
         _WORKER["loads"] = _WORKER.get("loads", 0) + 1
         mesh_key = f"{task.character_id}#{_WORKER['loads']}"
-        entry = cache[key] = (rig, bind_landmarks(rig), local, trans, pose_ids, mesh_key)
+        entry = cache[key] = (rig, bind_landmarks(rig), local, trans, pose_ids, mesh_key, skeleton_spec(rig))
         while len(cache) > _CHARACTER_CACHE:
             cache.popitem(last=False)
     cache.move_to_end(key)
@@ -255,7 +280,7 @@ def _character(task: ClipTask):
 
 
 def render_view(rig, landmarks, rotations, translation, rng, config: SynthConfig, raster, key=None):
-    """Pose, frame and render one image. Returns (RenderResult, Camera, view dict)."""
+    """Pose, frame and render one image. Returns (RenderResult, Camera, view dict, DrawMesh)."""
     from conrdata.render.camera import frame_points, random_view
     from conrdata.render.scene import mesh_from_rig
 
@@ -269,32 +294,44 @@ def render_view(rig, landmarks, rotations, translation, rng, config: SynthConfig
                           height=config.resolution, projection=projection, yfov_deg=view["yfov"],
                           margin=config.margin)
     view["projection"] = projection
-    return raster.render(mesh, camera, config.shading()), camera, view
+    return raster.render(mesh, camera, config.shading()), camera, view, mesh
 
 
 def render_clip(task: ClipTask) -> ClipOutcome:
     """Worker entry point: render one clip. Never raises; failures come back as ``error``."""
     from conrdata.dataset import Clip, ClipImage
     from conrdata.dataset.writer import encode_clip
+    from conrdata.render.labels import image_labels
 
     start = time.perf_counter()
     cfg = task.config
     try:
-        rig, landmarks, local, trans, pose_ids, mesh_key = _character(task)
+        rig, landmarks, local, trans, pose_ids, mesh_key, spec = _character(task)
         raster = _rasterizer(cfg.resolution)
-        images = []
+        images, refused = [], []
         for p in task.pose_indices:
             rng = np.random.default_rng(derive_seed(cfg.seed, "view", task.character_id, p, task.view))
-            res, camera, view = render_view(rig, landmarks, local[p], trans[p], rng, cfg, raster,
-                                            key=mesh_key)
+            res, camera, view, mesh = render_view(rig, landmarks, local[p], trans[p], rng, cfg, raster,
+                                                  key=mesh_key)
+            labels = image_labels(spec, mesh.bone_world_r, mesh.bone_world_t, camera, res.udp, res.depth)
+            if labels["torn_share"] > cfg.max_torn:
+                refused.append({"pose_index": int(p), "pose_id": pose_ids[p],
+                                "torn_share": labels["torn_share"]})
+                continue
             view.update(pose_index=int(p), view_index=int(task.view))
             images.append(ClipImage(rgba=res.rgba, udp=res.udp, pose_id=pose_ids[p], view=view,
-                                    camera=camera.to_dict(), source=f"synth:{_source_name(rig, task)}"))
-        clip = Clip(task.character_id, task.clip_id, images,
-                    meta={"generator": "conrdata synth", "seed": cfg.seed, "resolution": cfg.resolution,
-                          "shading": asdict(cfg.shading()), "height_m": round(rig.height(), 6)})
+                                    camera=camera.to_dict(), source=f"synth:{_source_name(rig, task)}",
+                                    labels=labels))
+        info = _character_info(rig, task)
+        if not images:
+            return ClipOutcome(task, None, info, None, time.perf_counter() - start, refused)
+        meta = {"generator": "conrdata synth", "seed": cfg.seed, "resolution": cfg.resolution,
+                "shading": asdict(cfg.shading()), "height_m": round(rig.height(), 6)}
+        if refused:
+            meta["refused"] = refused
+        clip = Clip(task.character_id, task.clip_id, images, meta=meta)
         encoded = encode_clip(clip, task.split, task.udp_codec)
-        return ClipOutcome(task, encoded, _character_info(rig, task), None, time.perf_counter() - start)
+        return ClipOutcome(task, encoded, info, None, time.perf_counter() - start, refused)
     except UserError as err:
         return ClipOutcome(task, None, {}, str(err), time.perf_counter() - start)
     except Exception as err:  # a bug or an unreadable file: report it, keep the job going
@@ -366,6 +403,8 @@ def run_synth(
             else:
                 tasks.append(task)
         failed: dict[tuple[str, str], dict] = {}
+        refused: dict[str, dict] = {}
+        shares: list[float] = []
         total = sum(len(t.pose_indices) for t in tasks)
         with tqdm(total=total, unit="img", desc="synth", disable=not progress, dynamic_ncols=True) as bar:
             for outcome in engine.map(render_clip, tasks):
@@ -381,15 +420,41 @@ def run_synth(
                         report.skipped.append(entry)
                     entry["clips"] += 1
                     continue
+                if outcome.refused:
+                    _count_refused(refused, report, task, outcome.refused, config.max_torn)
+                report.render_seconds += outcome.seconds
+                if outcome.encoded is None:  # every image of the clip was refused
+                    continue
                 writer.add_character(task.character_id, outcome.info)
                 key, members, record = outcome.encoded
                 writer.write_encoded(key, members, record)
                 report.clips_written += 1
                 report.images_written += len(record["images"])
-                report.render_seconds += outcome.seconds
+                shares += [im["torn_share"] for im in record["images"] if "torn_share" in im]
+    if shares:
+        report.torn = {"images": len(shares), "mean": round(float(np.mean(shares)), 6),
+                       "max": round(float(np.max(shares)), 6),
+                       "over_max": int(sum(v > config.max_torn for v in shares))}
     report.seconds = time.perf_counter() - start
     _write_report(out_dir, config, report)
     return report
+
+
+def _count_refused(refused: dict[str, dict], report: SynthReport, task: ClipTask, images: list[dict],
+                   max_torn: float) -> None:
+    """One report entry per character: images refused by the label gate, and the worst share."""
+    entry = refused.get(task.character_id)
+    if entry is None:
+        entry = refused[task.character_id] = {
+            "item": f"{task.character_id} ({Path(task.character_path).name})", "character": task.character_id,
+            "reason": f"UDP disagrees with the skeleton on more than {100 * max_torn:.1f} % of the pixels "
+                      "(a part left behind by the bone that carries it)",
+            "images": 0, "clips_emptied": 0, "worst": 0.0}
+        report.refused.append(entry)
+    entry["images"] += len(images)
+    entry["clips_emptied"] += int(len(images) == len(task.pose_indices))
+    entry["worst"] = max(entry["worst"], *(im["torn_share"] for im in images))
+    report.images_refused += len(images)
 
 
 def _check_same_config(out_dir: Path, config: SynthConfig) -> None:
@@ -401,9 +466,11 @@ def _check_same_config(out_dir: Path, config: SynthConfig) -> None:
     except (OSError, ValueError):
         return
     current = json.loads(json.dumps(config.content()))
-    if previous and previous != current:
-        changed = ", ".join(sorted(k for k in current if previous.get(k) != current[k]))
-        raise UserError(f"was synthesized with other settings ({changed}); use a new output folder", out_dir)
+    # A setting the earlier run did not record yet (e.g. max_torn) was not in force then: not a change.
+    changed = sorted(k for k in current if previous and k in previous and previous[k] != current[k])
+    if changed:
+        raise UserError(f"was synthesized with other settings ({', '.join(changed)}); "
+                        "use a new output folder", out_dir)
 
 
 def _write_report(out_dir: Path, config: SynthConfig, report: SynthReport) -> None:

@@ -1,6 +1,6 @@
 """Training-time augmentation on numpy images: backgrounds and character-centred crops.
 
-Arrays: RGBA uint8 H x W x 4 and UDP float32 H x W x 4 (DESIGN.md), row 0 at
+Arrays: RGBA uint8 H x W x 4 and UDP float32 H x W x 4 (docs/design.md), row 0 at
 the top. A UDP is only ever cropped, zero-padded and resized with
 nearest-neighbour sampling, so every landmark in the output exists in the input
 (a blended landmark is a point that is not on the body). Randomness comes from

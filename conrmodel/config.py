@@ -28,6 +28,9 @@ class ModelConfig:
     # The detector IS the renderer's reference parser (one set of weights, as the official release's
     # udpparsernet); needs a renderer whose parser has a UDP decoder of the detector's architecture.
     share_detector: bool = False
+    # Give the renderer the UDP-matched reference colours (conrmodel.renderer.udp_nearest_colours); needs a
+    # renderer preset with reference UDP (tiny, small). Stored in the checkpoint's renderer config.
+    udp_match: bool = False
 
 
 @dataclass
@@ -81,6 +84,9 @@ class TrainConfig:
     keep_checkpoints: int = 3  # numbered checkpoints kept besides latest.pt (0: keep all)
     val_every: int = 0  # validation L_photo every N steps when --val-shards is given (0: at the end only)
     val_clips: int = 16
+    # For the first N steps the renderer gets the references' ground-truth UDP instead of the detector's
+    # prediction (teacher forcing while the detector is still poor); 0 = always the prediction.
+    teacher_forcing_steps: int = 0
 
 
 @dataclass
@@ -110,6 +116,10 @@ class Config:
             raise UserError(f"train.amp must be auto, none, bf16 or fp16, got {self.train.amp!r}")
         if self.optim.steps < 0:
             raise UserError(f"optim.steps must be >= 0, got {self.optim.steps}")
+        if self.train.teacher_forcing_steps < 0:
+            raise UserError(
+                f"train.teacher_forcing_steps must be >= 0, got {self.train.teacher_forcing_steps}"
+            )
         return self
 
 

@@ -1,4 +1,4 @@
-"""Evaluation as in the paper's Table 1: L_photo and LPIPS with n = 1 and n = 4 reference views.
+"""Evaluation as in the paper's Table 1 (n = 1 and n = 4 reference views), beside three baselines.
 
 For every labelled clip of the evaluation shards, deterministically (no
 randomness anywhere): the target is the clip's last image; the references
@@ -11,13 +11,18 @@ The detector sees each reference as a cut-out on black (premultiplied RGB, as
 ``conrmodel render`` does), the renderer gets the detector's UDP of the
 references and the ground-truth UDP of the target.
 
-* ``photo``: mean L1 over premultiplied RGBA in [0, 1] (the training L_photo).
-* ``lpips``: LPIPS-VGG (conrmodel.lpips, locally supplied weights) between the
-  prediction and the ground truth composited on white; null without weights.
+The same references and target also give the baselines of :mod:`conrmodel.baselines`: ``empty``
+(all transparent), ``silhouette`` (the ground-truth mask filled with the sheet's mean colour) and
+``nearest`` (the reference whose ground-truth UDP is closest to the target's, as drawn). Each of
+the model and the baselines gets every metric of :mod:`conrmodel.metrics` (``photo`` = L_photo, mean L1
+over premultiplied RGBA; ``fg_l1``; ``chroma_l1``; ``psnr``, ``psnr_fg``; ``ssim``, ``ssim_fg``) and
+``lpips``: LPIPS-VGG (conrmodel.lpips, locally supplied weights) between the image and the ground truth
+composited on white, null without weights.
 
-Output JSON: ``{"step", "clips", "skipped_unlabeled", "same_pose_clips", "size",
-"views": {"n1": {"photo", "lpips", "clips"}, "n4": {...}}}``; a PNG grid with
-one row per clip and n: references, target UDP, prediction, ground truth.
+Output JSON: ``{"step", "clips", "skipped_unlabeled", "same_pose_clips", "size", "views": {"n1":
+{"photo", "lpips", "clips", "model": {metric: mean}, "baselines": {"empty" | "silhouette" | "nearest":
+{metric: mean}}}, "n4": {...}}}`` (``photo`` and ``lpips`` repeat the model's); a PNG grid with one row per
+clip and n: references, target UDP, prediction, silhouette and nearest-reference baselines, ground truth.
 """
 
 from __future__ import annotations
@@ -30,10 +35,13 @@ import torch
 
 from conrdata.errors import UserError
 from conrmodel.augment import crop_rgba, crop_udp, random_crop_box
+from conrmodel.baselines import BASELINES, all_baselines
 from conrmodel.data import clip_pose_ids, expand_urls
 from conrmodel.detector import udp_from_prediction
-from conrmodel.logging import make_grid, sample_row
-from conrmodel.losses import photo_loss
+from conrmodel.inference import load_models as load_weights
+from conrmodel.metrics import METRIC_NAMES, all_metrics
+from conrmodel.preprocess import PREPROCESS_OFFICIAL, PREPROCESS_OURS, official_eval_crop
+from conrmodel.runlog import make_grid, sample_row, show_rgba
 
 EVAL_MARGIN = (1.05, 1.35)
 
@@ -49,7 +57,10 @@ def eval_views(pose_ids: list[str], n: int) -> tuple[int, list[int], bool]:
     return target, [others[j % len(others)] for j in range(n)], distinct
 
 
-def _prepare(rgba: np.ndarray, udp: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+def _prepare(rgba: np.ndarray, udp: np.ndarray, size: int,
+             preprocess: str = PREPROCESS_OURS) -> tuple[np.ndarray, np.ndarray]:
+    if preprocess == PREPROCESS_OFFICIAL:  # the official weights' framing and resizing
+        return official_eval_crop(rgba, udp, size)
     box = random_crop_box(None, rgba[..., 3], EVAL_MARGIN)
     return crop_rgba(rgba, box, size), crop_udp(udp, box, size)
 
@@ -59,30 +70,19 @@ def _chw(x: np.ndarray, scale: float = 1.0) -> torch.Tensor:
 
 
 def load_models(weights: str | Path, device: str | torch.device = "cpu"):
-    """(detector, renderer, checkpoint) from a run dir or checkpoint file written by conrmodel train."""
-    from conrmodel.models import build_detector, build_renderer
-    from conrmodel.train import find_checkpoint, load_checkpoint
+    """(detector, renderer, checkpoint) from a run dir or checkpoint file written by conrmodel train, or
+    from a folder with the official release's four files (loaded through :mod:`conrmodel.checkpoint`).
 
-    path = find_checkpoint(weights)
-    ckpt = load_checkpoint(path)
-    try:
-        det = (
-            build_detector(**ckpt["detector_config"])
-            if ckpt.get("detector_config")
-            else build_detector(ckpt["config"]["model"]["detector"])
-        )
-        ren = (
-            build_renderer(**ckpt["renderer_config"])
-            if ckpt.get("renderer_config")
-            else build_renderer(ckpt["config"]["model"]["renderer"])
-        )
-        det.load_state_dict(ckpt["detector"], strict=True)
-        ren.load_state_dict(ckpt["renderer"], strict=True)
-    except (RuntimeError, ValueError, KeyError, TypeError) as err:
-        raise UserError(
-            f"checkpoint does not match its model config: {str(err).splitlines()[0]}", path
-        ) from err
-    return det.to(device).eval(), ren.to(device).eval(), ckpt
+    ``checkpoint`` is our checkpoint's entries other than the weights (``step``, ``config``, ...); for
+    the official files ``{"step": 0, "config": {"data": {"size": 256}}}``. Both carry ``preprocess``.
+    """
+    models = load_weights(weights)
+    if models.source == "official":
+        ckpt = {"step": 0, "config": {"data": {"size": models.train_size}}}
+    else:
+        ckpt = dict(models.checkpoint)
+    ckpt["preprocess"] = models.preprocess
+    return models.detector.to(device).eval(), models.renderer.to(device).eval(), ckpt
 
 
 @torch.no_grad()
@@ -98,13 +98,21 @@ def evaluate(
     grid_path: str | Path | None = None,
     grid_rows: int = 4,
     progress: bool = False,
+    preprocess: str = PREPROCESS_OURS,
+    reference_udp: str = "detector",
 ) -> dict:
-    """Metrics over the clips of ``source`` (shard pattern/paths/OUT dir) for each n in ``views``."""
+    """Metrics over the clips of ``source`` (shard pattern/paths/OUT dir) for each n in ``views``;
+    ``preprocess`` frames the images as :mod:`conrmodel.preprocess` says (``official`` for the
+    official weights). ``reference_udp="truth"`` gives the renderer the references' ground-truth UDP
+    instead of the detector's (a diagnostic: the renderer alone, as if the detector were perfect)."""
+    if reference_udp not in ("detector", "truth"):
+        raise ValueError(f"reference_udp must be 'detector' or 'truth', got {reference_udp!r}")
     from conrdata.dataset import iter_clips
 
     device = torch.device(device)
     urls = expand_urls(source, "val")
-    sums = {n: {"photo": 0.0, "lpips": 0.0} for n in views}
+    entries = ("model", *BASELINES)
+    sums = {n: {e: dict.fromkeys((*METRIC_NAMES, "lpips"), 0.0) for e in entries} for n in views}
     clips = skipped = same_pose = 0
     rows: list[list[np.ndarray]] = []
     it = iter_clips(urls)
@@ -124,44 +132,62 @@ def evaluate(
             target, refs, distinct = eval_views(pose_ids, n)
             if n == views[0] and not distinct:
                 same_pose += 1
-            t_rgba, t_udp = _prepare(clip.rgba[target], clip.udp[target], size)
-            prepared = [_prepare(clip.rgba[i], clip.udp[i], size) for i in refs]
+            t_rgba, t_udp = _prepare(clip.rgba[target], clip.udp[target], size, preprocess)
+            prepared = [_prepare(clip.rgba[i], clip.udp[i], size, preprocess) for i in refs]
             ref_rgba = torch.stack([_chw(r, 255.0) for r, _ in prepared])[None].to(device)  # [1, n, 4, S, S]
             cutout = ref_rgba[0, :, :3] * ref_rgba[0, :, 3:4]
-            ref_udp = udp_from_prediction(detector(cutout))[None]
+            # the references' true UDP: the baselines' pose distance (and the renderer's, with "truth")
+            true_ref_udp = torch.stack([_chw(u) for _, u in prepared])[None].to(device)
+            if reference_udp == "truth":
+                ref_udp = true_ref_udp
+            else:
+                ref_udp = udp_from_prediction(detector(cutout))[None]
             target_udp = _chw(t_udp)[None].to(device)
             pred = renderer(target_udp, ref_rgba, ref_udp).float()
             gt = _chw(t_rgba, 255.0)[None].to(device)
             gt_pm = torch.cat([gt[:, :3] * gt[:, 3:4], gt[:, 3:4]], 1)
-            sums[n]["photo"] += float(photo_loss(pred, gt_pm)[0])
-            if lpips is not None:
-                on_white = lambda x: x[:, :3] + (1 - x[:, 3:4])  # noqa: E731
-                sums[n]["lpips"] += float(lpips(on_white(pred), on_white(gt_pm))[0])
+            # the baselines see the references' ground-truth UDP (pose distance) and the target's mask
+            images = {"model": pred, **all_baselines(ref_rgba, true_ref_udp, target_udp, gt[:, 3:4])}
+            for name, image in images.items():
+                for metric, value in all_metrics(image, gt_pm).items():
+                    sums[n][name][metric] += float(value[0])
+                if lpips is not None:
+                    on_white = lambda x: x[:, :3] + (1 - x[:, 3:4])  # noqa: E731
+                    sums[n][name]["lpips"] += float(lpips(on_white(image), on_white(gt_pm))[0])
             if grid_path is not None and len(rows) < grid_rows * len(views):
-                rows.append(
-                    sample_row(
-                        ref_rgba[0].cpu().numpy(),
-                        target_udp[0].cpu().numpy(),
-                        pred[0].cpu().numpy(),
-                        gt[0].cpu().numpy(),
-                    )
+                row = sample_row(
+                    ref_rgba[0].cpu().numpy(),
+                    target_udp[0].cpu().numpy(),
+                    pred[0].cpu().numpy(),
+                    gt[0].cpu().numpy(),
                 )
+                extra = [show_rgba(images[b][0].cpu().numpy(), True) for b in ("silhouette", "nearest")]
+                rows.append(row[:-1] + extra + row[-1:])
     if clips == 0:
         raise UserError(f"no labelled clips to evaluate ({skipped} unlabeled skipped)", urls[0])
+
+    def means(values: dict[str, float]) -> dict[str, float | None]:
+        out: dict[str, float | None] = {k: v / clips for k, v in values.items()}
+        if lpips is None:
+            out["lpips"] = None
+        return out
+
     result = {
         "clips": clips,
         "skipped_unlabeled": skipped,
         "same_pose_clips": same_pose,
         "size": size,
-        "views": {
-            f"n{n}": {
-                "photo": sums[n]["photo"] / clips,
-                "lpips": (sums[n]["lpips"] / clips) if lpips is not None else None,
-                "clips": clips,
-            }
-            for n in views
-        },
+        "views": {},
     }
+    for n in views:
+        model = means(sums[n]["model"])
+        result["views"][f"n{n}"] = {
+            "photo": model["photo"],
+            "lpips": model["lpips"],
+            "clips": clips,
+            "model": model,
+            "baselines": {b: means(sums[n][b]) for b in BASELINES},
+        }
     if grid_path is not None and rows:
         from PIL import Image
 
@@ -180,9 +206,12 @@ def run_eval(
     max_clips: int | None = None,
     device: str = "cpu",
     progress: bool = True,
+    preprocess: str | None = None,
 ) -> dict:
-    """The `conrmodel eval` job: metrics JSON (and grid PNG) into ``out_dir`` (default RUN_DIR/eval)."""
+    """The `conrmodel eval` job: metrics JSON (and grid PNG) into ``out_dir`` (default RUN_DIR/eval).
+    ``preprocess`` defaults to the weights' own (``official`` for the official files)."""
     det, ren, ckpt = load_models(weights, device)
+    preprocess = preprocess or ckpt["preprocess"]
     size = int(size or ckpt.get("config", {}).get("data", {}).get("size", 64))
     lp = None
     if lpips_weights is not None:
@@ -204,8 +233,9 @@ def run_eval(
         device=device,
         grid_path=out / f"grid-{step:07d}.png",
         progress=progress,
+        preprocess=preprocess,
     )
-    res = {"step": step, **res}
+    res = {"step": step, "preprocess": preprocess, **res}
     (out / f"metrics-{step:07d}.json").write_text(json.dumps(res, indent=2))
     res["json"] = str(out / f"metrics-{step:07d}.json")
     return res

@@ -1,6 +1,6 @@
 """LPIPS (Zhang et al. 2018, VGG variant) computed with locally supplied weights.
 
-Two files, both read with ``torch.load(weights_only=True)``:
+Two files, both read through :mod:`conrmodel.checkpoint` (``torch.load(weights_only=True)``):
 
 * the backbone: a torchvision VGG-16 state dict (keys ``features.N.weight`` /
   ``features.N.bias``; ``classifier.*`` keys are ignored), e.g. the file
@@ -21,13 +21,13 @@ layers. Identical images give 0.
 from __future__ import annotations
 
 import os
-import re
 
 import torch
 import torch.nn as nn
 
 from conrdata.errors import FormatError
-from conrmodel.vgg import load_vgg, read_state_dict
+from conrmodel.checkpoint import lpips_linear_filter, read_state_dict
+from conrmodel.vgg import load_vgg
 
 TAPS = (3, 8, 15, 22, 29)
 CHANNELS = (64, 128, 256, 512, 512)
@@ -42,13 +42,10 @@ class LPIPS(nn.Module):
     def __init__(self, backbone_path: str | os.PathLike, linear_path: str | os.PathLike):
         super().__init__()
         self.vgg = load_vgg(backbone_path, "vgg16", last=TAPS[-1])
-        sd = read_state_dict(linear_path, "LPIPS linear-layer")
+        sd = read_state_dict(linear_path, lpips_linear_filter, "LPIPS linear-layer weights file")
         weights = []
         for i, c in enumerate(CHANNELS):
-            w = None
-            for k, v in sd.items():
-                if re.fullmatch(rf"lin{i}(\.model\.1)?\.weight", k):
-                    w = v
+            w = sd.get(f"lin{i}")
             if w is None:
                 raise FormatError(
                     f"missing lin{i}.model.1.weight (an LPIPS vgg.pth is expected)", linear_path

@@ -6,7 +6,7 @@
 * :func:`build_renderer` -> :class:`~conrmodel.renderer.CollaborativeRenderer`, called as
   ``ren(target_udp [B,4,H,W], ref_rgba [B,n,4,H,W], ref_udp [B,n,4,H,W] | None)`` -> rgba [B,4,H,W] in
   [0,1], PREMULTIPLIED alpha (official convention); or ``cache = ren.encode_sheet(ref_rgba, ref_udp)``
-  once, then ``ren.render(target_udp, cache)`` per batch of poses. UDPs use DESIGN.md's encoding.
+  once, then ``ren.render(target_udp, cache)`` per batch of poses. UDPs use docs/design.md's encoding.
   Reference RGBA is straight (not premultiplied) alpha.
 
 H and W must be multiples of 32 (64, 128, 256, ... all work). Any number of views n >= 1.
@@ -36,7 +36,7 @@ from typing import Any
 
 from conrmodel.backbones import ResNetEncoder, ResUNet
 from conrmodel.detector import UDPDetector
-from conrmodel.renderer import CollaborativeRenderer, CollaborativeShader, RGBADecoder
+from conrmodel.renderer import MATCH_CHANNELS, CollaborativeRenderer, CollaborativeShader, RGBADecoder
 
 DETECTOR_PRESETS: dict[str, dict[str, Any]] = {
     "official": dict(arch="resnet50", width=64, norm="instance", pool="conv",
@@ -56,7 +56,7 @@ RENDERER_PRESETS: dict[str, dict[str, Any]] = {
         target_decoder_filters=[512, 384, 256, 128, 32],
         block_width=224, convblocks=[1, 1, 1, 1, 1, 2], convs_per_block=6, msg_flows=32, last_msg=64,
         reference_udp=False, warping=True, averaging="confidence", message_passes=None, ref_alpha_power=2,
-        block_norm="none", target_udp_every_scale=False,
+        block_norm="none", target_udp_every_scale=False, udp_match=False,
     ),
     "small": dict(
         norm="instance",
@@ -66,7 +66,7 @@ RENDERER_PRESETS: dict[str, dict[str, Any]] = {
         target_decoder_filters=[128, 96, 64, 32, 16],
         block_width=48, convblocks=[1, 1, 1, 1, 1, 1], convs_per_block=3, msg_flows=16, last_msg=16,
         reference_udp=True, warping=True, averaging="confidence", message_passes=None, ref_alpha_power=1,
-        block_norm="group", target_udp_every_scale=True,
+        block_norm="group", target_udp_every_scale=True, udp_match=False,
     ),
     "tiny": dict(
         norm="instance",
@@ -76,7 +76,7 @@ RENDERER_PRESETS: dict[str, dict[str, Any]] = {
         target_decoder_filters=[32, 24, 16, 8, 8],
         block_width=16, convblocks=[1, 1, 1, 1, 1, 1], convs_per_block=2, msg_flows=8, last_msg=8,
         reference_udp=True, warping=True, averaging="confidence", message_passes=None, ref_alpha_power=1,
-        block_norm="group", target_udp_every_scale=True,
+        block_norm="group", target_udp_every_scale=True, udp_match=False,
     ),
 }
 
@@ -139,6 +139,8 @@ def build_renderer(preset: str = "official", **overrides: Any) -> CollaborativeR
     target_chns = list(target_backbone.channels)
     if cfg["target_udp_every_scale"]:
         target_chns = [c + 4 for c in target_chns] + [4]
+    if cfg["udp_match"]:  # the matched reference colours of every view, at every target scale
+        target_chns = [c + MATCH_CHANNELS for c in target_chns]
     shader = CollaborativeShader(
         ref_dim=8 if cfg["reference_udp"] else 4,
         target_chns=target_chns,
@@ -154,9 +156,10 @@ def build_renderer(preset: str = "official", **overrides: Any) -> CollaborativeR
         message_passes=cfg["message_passes"],
         block_norm=cfg["block_norm"],
     )
-    decoder = RGBADecoder(msgs[-1])
+    decoder = RGBADecoder(msgs[-1] + (MATCH_CHANNELS if cfg["udp_match"] else 0))
     ren = CollaborativeRenderer(parser, target, shader, decoder, reference_udp=cfg["reference_udp"],
                                 ref_alpha_power=cfg["ref_alpha_power"],
-                                target_udp_every_scale=cfg["target_udp_every_scale"])
+                                target_udp_every_scale=cfg["target_udp_every_scale"],
+                                udp_match=cfg["udp_match"])
     ren.config = cfg
     return ren

@@ -20,6 +20,13 @@ Four parts, named as the four files of the official release so each loads with `
   alpha collapses to 0 and its gradient vanishes, so the all-transparent image is never left again.
 * ``rgbadecodernet``: :class:`RGBADecoder`, a residual conv head turning that feature map into RGBA.
 
+With ``udp_match`` (off in the official preset, which has no reference UDP) every view also gets, in the
+target's frame, the colour of the reference pixel whose UDP landmark is nearest to the target pixel's
+(:func:`udp_nearest_colours`, no parameters): the correspondence the UDP encoding is designed to give,
+handed to every decoder block next to the target-pose features. Learned flows alone, in the tiny and
+small presets trained on a CPU budget, never found it (the renderer painted every character's mask one
+grey; issue 16), so this gives the blocks a starting point that the flows, masks and messages refine.
+
 Tensors: ``target_udp`` [B,4,H,W] in the project's UDP encoding (xyz in [0,1], occupancy; background 0);
 ``ref_rgba`` [B,n,4,H,W] straight (not premultiplied) RGBA in [0,1]; ``ref_udp`` [B,n,4,H,W] or None.
 The output RGBA [B,4,H,W] in [0,1] is PREMULTIPLIED (rgb already multiplied by alpha), as in the official
@@ -80,6 +87,55 @@ def _resize(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
     if tuple(x.shape[-2:]) == tuple(size):
         return x
     return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False)
+
+
+# ---------------------------------------------------------------------------------------------- matching
+
+MATCH_CHANNELS = 5  # premultiplied rgb, alpha, closeness
+MATCH_SCALE = 0.03  # UDP distance (fraction of the character's height) at which closeness falls to 1/e
+
+
+@torch.no_grad()
+def udp_nearest_colours(target_udp: torch.Tensor, ref_rgba: torch.Tensor, ref_udp: torch.Tensor,
+                        chunk: int = 4096) -> torch.Tensor:
+    """For every body pixel of the target, the reference pixel with the nearest A-pose landmark.
+
+    ``target_udp`` [B,4,H,W]; ``ref_rgba`` [B,n,4,H,W] (any 4 channels to carry over, here premultiplied
+    rgb + alpha); ``ref_udp`` [B,n,4,H,W]. Returns [B,n,5,H,W]: the nearest reference pixel's 4 channels
+    and its closeness ``exp(-d / MATCH_SCALE)`` (d = Euclidean landmark distance, UDP units), per view;
+    zeros where the target has no body or the view none. No gradient (a lookup, like nearest-neighbour
+    warping); cost O(body pixels of target x of reference), computed ``chunk`` target pixels at a time.
+    """
+    b, n, c, h, w = ref_rgba.shape
+    out = target_udp.new_zeros(b, n, c + 1, h * w)
+    t_xyz = target_udp[:, :3].flatten(2)
+    r_xyz = ref_udp[:, :, :3].flatten(3)
+    r_val = ref_rgba.flatten(3).to(out.dtype)
+    for i in range(b):
+        t_idx = torch.nonzero(target_udp[i, 3].flatten() > 0.5).squeeze(1)
+        if t_idx.numel() == 0:
+            continue
+        t_pts = t_xyz[i][:, t_idx].t().float()
+        for j in range(n):
+            r_idx = torch.nonzero(ref_udp[i, j, 3].flatten() > 0.5).squeeze(1)
+            if r_idx.numel() == 0:
+                continue
+            r_pts = r_xyz[i, j][:, r_idx].t().float()
+            for s in range(0, t_idx.numel(), chunk):
+                exact = "donot_use_mm_for_euclid_dist"  # the faster matmul form is off by ~1e-3
+                dist, arg = torch.cdist(t_pts[s:s + chunk], r_pts, compute_mode=exact).min(dim=1)
+                where = t_idx[s:s + chunk]
+                out[i, j, :c, where] = r_val[i, j][:, r_idx[arg]]
+                out[i, j, c, where] = torch.exp(-dist / MATCH_SCALE).to(out.dtype)
+    return out.reshape(b, n, c + 1, h, w)
+
+
+def combine_matches(matched: torch.Tensor, temperature: float = 0.1) -> torch.Tensor:
+    """[B,n,5,H,W] per-view matches -> [B,5,H,W]: the views' rgb and alpha weighted by a softmax over views
+    of closeness / ``temperature`` (the closest view wins), and the best closeness."""
+    close = matched[:, :, 4:5]
+    w = torch.softmax(close / temperature, dim=1)
+    return torch.cat([(w * matched[:, :, :4]).sum(dim=1), close.amax(dim=1)], dim=1)
 
 
 # ---------------------------------------------------------------------------------------------- blocks
@@ -240,9 +296,12 @@ class CollaborativeShader(nn.Module):
         return m * torch.softmax(m, dim=1)
 
     def forward(self, target_feats: Sequence[torch.Tensor], x_ref: torch.Tensor,
-                ref_feats: Sequence[torch.Tensor]) -> torch.Tensor:
+                ref_feats: Sequence[torch.Tensor],
+                view_feats: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
         """``target_feats`` [B,C,h,w] per scale, ``x_ref`` [B,n,D,H,W], ``ref_feats`` [B,n,C,h,w] per scale
-        -> the averaged last message [B,M,H,W]."""
+        -> the averaged last message [B,M,H,W]. ``view_feats`` [B,n,C',h,w], one per target scale, are
+        per-view maps in the target's frame appended to that scale's target features (``target_chns``
+        counts them)."""
         b, n = x_ref.shape[:2]
         flat_ref = x_ref.reshape(b * n, *x_ref.shape[2:])
         flat_feats = [f.reshape(b * n, *f.shape[2:]) for f in ref_feats]
@@ -263,6 +322,9 @@ class CollaborativeShader(nn.Module):
         result: torch.Tensor | None = None
         for level, block in enumerate(self.decoder_blocks):
             target = per_view(target_feats[level]) if level < self.n_target else None
+            if target is not None and view_feats is not None:
+                extra = view_feats[level]
+                target = torch.cat([target, extra.reshape(b * n, *extra.shape[2:])], dim=1)
             out = block([acc_flow, target, wref, wfeat, shared_flow, shared_ref, shared_msg, local])
             last = level == levels - 1
             next_feat = flat_feats[level + 1] if level + 1 < self.n_ref else None
@@ -379,13 +441,20 @@ class CollaborativeRenderer(nn.Module):
         target_udp_every_scale: :meth:`encode_target` appends the target UDP (area-resized) to every
             scale's features and adds it alone as a sixth, full-resolution scale; the shader's
             ``target_chns`` must then be the encoder's channels + 4, then 4.
+        udp_match: give every view :func:`udp_nearest_colours` of its reference (area-resized to every
+            target scale, ``MATCH_CHANNELS`` more ``target_chns`` each), and the RGBA decoder their
+            closeness-weighted combination over the views (:func:`combine_matches`; the decoder then
+            takes ``MATCH_CHANNELS`` more channels than the last message); needs ``reference_udp``.
     """
 
     def __init__(self, udpparsernet: ResUNet, target_pose_encoder: ResUNet, shader: CollaborativeShader,
                  rgbadecodernet: RGBADecoder, reference_udp: bool = False, ref_alpha_power: int = 1,
-                 target_udp_every_scale: bool = False):
+                 target_udp_every_scale: bool = False, udp_match: bool = False):
         super().__init__()
+        if udp_match and not reference_udp:
+            raise ValueError("udp_match needs reference_udp (the references' UDP to match against)")
         self.target_udp_every_scale = bool(target_udp_every_scale)
+        self.udp_match = bool(udp_match)
         self.udpparsernet = udpparsernet
         self.target_pose_encoder = target_pose_encoder
         self.shader = shader
@@ -452,7 +521,19 @@ class CollaborativeRenderer(nn.Module):
             raise ValueError(
                 f"sheet is {tuple(cache.x_ref.shape[-2:])} but target is {tuple(target_udp.shape[-2:])}"
             )
-        feat = self.shader(target_feats, cache.x_ref, cache.feats)
+        view_feats = None
+        if self.udp_match:
+            x_ref = cache.x_ref
+            matched = udp_nearest_colours(target_udp, x_ref[:, :, :4], x_ref[:, :, 4:8])
+            b, n = matched.shape[:2]
+            flat = matched.reshape(b * n, *matched.shape[2:])
+            view_feats = [
+                F.interpolate(flat, size=tuple(f.shape[-2:]), mode="area").reshape(b, n, -1, *f.shape[-2:])
+                for f in target_feats
+            ]
+        feat = self.shader(target_feats, cache.x_ref, cache.feats, view_feats)
+        if self.udp_match:  # a full-resolution path from the matched colours to the output
+            feat = torch.cat([feat, combine_matches(matched)], dim=1)
         return self.rgbadecodernet(feat)
 
     def forward(self, target_udp: torch.Tensor, ref_rgba: torch.Tensor,

@@ -49,8 +49,16 @@ import torch.distributed as dist
 import torch.nn as nn
 
 from conrdata.errors import UserError
+from conrmodel.checkpoint import (
+    CHECKPOINT_DIR,
+    FORMAT_VERSION,
+    find_checkpoint,  # noqa: F401 - re-exported: conrmodel.train.find_checkpoint
+    load_checkpoint,
+    save,
+)
 from conrmodel.config import Config, apply_overrides, config_from_dict, load_config, save_config
 from conrmodel.data import DataPosition, TrainStream, expand_urls, make_loader
+from conrmodel.evaluate import evaluate
 from conrmodel.losses import (
     consistency_loss,
     mask_loss,
@@ -59,9 +67,8 @@ from conrmodel.losses import (
     udp_loss,
     weighted_mean,
 )
+from conrmodel.preprocess import PREPROCESS_OURS
 
-FORMAT_VERSION = 1
-CHECKPOINT_DIR = "checkpoints"
 LOSS_NAMES = ("udp", "mask", "cons", "photo", "vgg")
 _VGG_WARNED = False
 
@@ -83,10 +90,14 @@ class CoNRSystem(nn.Module):
         out = self.detector(det_rgb.reshape(-1, *shape[3:]))
         return out.reshape(*shape[:3], *out.shape[1:])
 
-    def forward(self, det_rgb: torch.Tensor, ref_rgba: torch.Tensor, target_udp: torch.Tensor):
-        """-> (detector passes [B, m, k, 4, H, W], rendered premultiplied RGBA [B, 4, H, W])."""
+    def forward(self, det_rgb: torch.Tensor, ref_rgba: torch.Tensor, target_udp: torch.Tensor,
+                teacher_udp: torch.Tensor | None = None):
+        """-> (detector passes [B, m, k, 4, H, W], rendered premultiplied RGBA [B, 4, H, W]).
+
+        ``teacher_udp`` [B, m, 4, H, W]: give the renderer these reference UDPs (the ground truth, teacher
+        forcing) instead of the detector's prediction."""
         passes = self.detect(det_rgb)
-        ref_udp = predicted_udp(passes.mean(dim=2))
+        ref_udp = predicted_udp(passes.mean(dim=2)) if teacher_udp is None else teacher_udp
         return passes, self.renderer(target_udp, ref_rgba, ref_udp)
 
 
@@ -95,7 +106,8 @@ def build_system(cfg: Config) -> CoNRSystem:
     renderer's own parser module (shared weights)."""
     from conrmodel.models import build_detector, build_renderer
 
-    detector, renderer = build_detector(cfg.model.detector), build_renderer(cfg.model.renderer)
+    detector = build_detector(cfg.model.detector)
+    renderer = build_renderer(cfg.model.renderer, **({"udp_match": True} if cfg.model.udp_match else {}))
     if cfg.model.share_detector:
         parser = renderer.udpparsernet
         own = {k: tuple(v.shape) for k, v in detector.state_dict().items()}
@@ -302,38 +314,8 @@ def checkpoint_dir(run_dir: str | Path) -> Path:
     return Path(run_dir) / CHECKPOINT_DIR
 
 
-def find_checkpoint(weights: str | Path) -> Path:
-    """A run dir, its checkpoints dir or a .pt file -> the checkpoint file (latest.pt for dirs)."""
-    p = Path(weights)
-    if p.is_file():
-        return p
-    for cand in (p / CHECKPOINT_DIR / "latest.pt", p / "latest.pt"):
-        if cand.is_file():
-            return cand
-    raise UserError("no checkpoint here (expected checkpoints/latest.pt in a run dir, or a .pt file)", p)
-
-
-def load_checkpoint(path: str | Path) -> dict:
-    path = Path(path)
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any unpickling failure is a broken file to the user
-        raise UserError(
-            f"cannot read checkpoint ({type(err).__name__}: {str(err).splitlines()[0]})", path
-        ) from err
-    if not isinstance(ckpt, dict) or "detector" not in ckpt or "renderer" not in ckpt:
-        raise UserError("not a conrmodel training checkpoint (no detector/renderer state dicts)", path)
-    if int(ckpt.get("format_version", 0)) > FORMAT_VERSION:
-        raise UserError(
-            f"checkpoint format {ckpt.get('format_version')} is newer than this code's {FORMAT_VERSION}", path
-        )
-    return ckpt
-
-
-def _atomic_save(obj, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+# find_checkpoint and load_checkpoint live in conrmodel.checkpoint (the one loading path); they are
+# imported above so that ``conrmodel.train.find_checkpoint`` keeps working.
 
 
 def save_checkpoint(
@@ -365,19 +347,10 @@ def save_checkpoint(
         "data_position": [g["position"] for g in gathered],
         "world_size": info.world_size,
         "config": cfg.to_dict(),
+        "preprocess": PREPROCESS_OURS,
     }
     folder = checkpoint_dir(run_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"step-{step:07d}.pt"
-    _atomic_save(ckpt, path)
-    tmp = folder / "latest.pt.tmp"
-    try:
-        if tmp.exists():
-            tmp.unlink()
-        os.link(path, tmp)
-        os.replace(tmp, folder / "latest.pt")
-    except OSError:
-        _atomic_save(ckpt, folder / "latest.pt")
+    path = save(ckpt, folder / f"step-{step:07d}.pt", aliases=(folder / "latest.pt",))
     keep = cfg.train.keep_checkpoints
     if keep > 0:
         for old in sorted(folder.glob("step-*.pt"))[:-keep]:
@@ -445,7 +418,7 @@ def train(
     schedule (a job time limit; ``--resume`` continues). Also writes RUN_DIR/config.yaml
     and RUN_DIR/summary.json.
     """
-    from conrmodel.logging import RunLogger, make_grid, sample_row
+    from conrmodel.runlog import RunLogger, make_grid, sample_row
 
     run_dir = Path(run_dir)
     info = init_distributed(cfg.train.device)
@@ -539,7 +512,8 @@ def train(
                 data_time += time.perf_counter() - t0
                 inputs = batch_inputs(batch, info.device)
                 with torch.autocast(info.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                    passes, pred = model(inputs["det_rgb"], inputs["ref_rgba"], inputs["target_udp"])
+                    teacher = inputs["ref_udp"] if step < cfg.train.teacher_forcing_steps else None
+                    passes, pred = model(inputs["det_rgb"], inputs["ref_rgba"], inputs["target_udp"], teacher)
                 losses = compute_losses(passes, pred.float(), inputs, cfg, vgg_loss)
                 opt.zero_grad(set_to_none=True)
                 if scaler is not None:
@@ -615,8 +589,6 @@ def train(
 def _validate(system: CoNRSystem, val_urls, cfg: Config, info: DistInfo, logger, step: int) -> None:
     """Validation L_photo on rank 0 (the others wait)."""
     if info.is_main:
-        from conrmodel.evaluate import evaluate
-
         was = system.training
         system.eval()
         res = evaluate(

@@ -14,13 +14,13 @@ never uses a randomly initialised VGG for a loss.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from conrdata.errors import FormatError, UserError
+from conrmodel.checkpoint import read_state_dict, torchvision_features_filter
 
 ARCHS = {
     "vgg16": [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"],
@@ -92,28 +92,10 @@ class VGGFeatures(nn.Module):
         return out
 
 
-def read_state_dict(path: str | os.PathLike, what: str) -> dict[str, torch.Tensor]:
-    """torch.load(weights_only=True) of a local file, unwrapping ``{"state_dict": ...}``."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{what} weights file not found", path)
-    try:
-        sd = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any unpickling failure is a broken file to the user
-        raise FormatError(
-            f"cannot read {what} weights ({type(err).__name__}: {str(err).splitlines()[0]})", path
-        ) from err
-    if isinstance(sd, dict) and isinstance(sd.get("state_dict"), dict):
-        sd = sd["state_dict"]
-    if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
-        raise FormatError(f"{what} weights must be a state dict of tensors", path)
-    return sd
-
-
 def load_vgg(path: str | os.PathLike, arch: str = "vgg19", last: int | None = None) -> VGGFeatures:
     """A frozen, eval-mode :class:`VGGFeatures` with weights from ``path`` (torchvision layout)."""
     model = VGGFeatures(arch, last)
-    sd = read_state_dict(path, arch.upper())
+    sd = read_state_dict(path, torchvision_features_filter, f"{arch.upper()} weights file")
     own = model.state_dict()
     picked = {k: v for k, v in sd.items() if k in own}
     missing = sorted(set(own) - set(picked))

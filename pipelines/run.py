@@ -84,6 +84,7 @@ class Pipeline:
         self.poses = out / "poses.npz"
         self.commands: list[str] = []
         self.artefacts: dict[str, Path] = {}
+        self.verdict: str | None = None  # the model against the mean-colour silhouette, from eval
 
     # --- steps -------------------------------------------------------------------------------------
 
@@ -187,6 +188,7 @@ class Pipeline:
                                                     self.out / "eval" / "metrics.json")
         self.artefacts["evaluation grid"] = next(iter(sorted((self.out / "eval").glob("grid-*.png"))),
                                                  self.out / "eval" / "grid.png")
+        self.verdict = learning_verdict(self.artefacts["evaluation metrics"], split)
 
     def animation(self) -> None:
         a = self.config.get("animation")
@@ -231,6 +233,29 @@ class Pipeline:
             steps[name]()
             if name == until:
                 break
+
+
+def learning_verdict(metrics_json: Path, split: str) -> str | None:
+    """One line per n from an eval metrics file: the model's foreground L1 against the mean-colour
+    silhouette's (the ground-truth mask in the sheet's mean colour), and whether it beats it."""
+    import json
+
+    if not metrics_json.is_file():
+        return None
+    views = json.loads(metrics_json.read_text()).get("views", {})
+    lines = []
+    for key, view in views.items():
+        if "model" not in view:
+            continue
+        model, sil = view["model"]["fg_l1"], view["baselines"]["silhouette"]["fg_l1"]
+        gain = 1.0 - model / sil if sil > 0 else 0.0
+        word = "beats" if model < sil else "does NOT beat"
+        lines.append(f"  {key}: model foreground L1 {model:.4f} vs mean-colour silhouette {sil:.4f} "
+                     f"({gain:+.0%}): the model {word} painting the true mask one colour")
+    if not lines:
+        return None
+    where = "the validation character(s)" if split == "val" else "the training clips (no val split)"
+    return f"on {where}, eval step:\n" + "\n".join(lines)
 
 
 def _missing(artefacts: dict[str, Path]) -> list[str]:
@@ -280,6 +305,8 @@ def main(argv: list[str] | None = None) -> int:
     width = max(len(k) for k in pipeline.artefacts)
     for what, path in pipeline.artefacts.items():
         print(f"  {what:<{width}}  {path}")
+    if pipeline.verdict:
+        print(f"\n=== does the renderer draw the character from its sheet? {pipeline.verdict}")
     missing = _missing(pipeline.artefacts)
     if missing:
         print("error: missing or empty artefacts:\n  " + "\n  ".join(missing), file=sys.stderr)

@@ -2,8 +2,10 @@
 
 It writes exactly the byte layouts the readers parse: PMX with UTF-16LE or UTF-8
 text, any index sizes, additional UVs, BDEF1/2/4, SDEF and QDEF vertices, bone
-tails/inherit/fixed/local axes/IK with limits, morphs, display frames, rigid
-bodies, joints and (2.1) a soft-body section; PMD with Shift-JIS names, 0..100
+tails/inherit/fixed/local axes/IK with limits, deform layers and the after-physics
+flag, morphs, display frames, rigid bodies (placeholders, or :class:`WRigid` with a bone
+and a mode), joints (placeholders, or :class:`WJoint` linking two bodies) and (2.1) a
+soft-body section; PMD with Shift-JIS names, 0..100
 weights, "tex.png*sphere.spa" texture fields, bone types, IK lists, the English
 extension, toon list, rigid bodies and joints.
 
@@ -53,6 +55,28 @@ class WBone:
     ik: WIK | None = None
     pmd_type: int = 0
     translatable: bool = False
+    layer: int = 0
+    after_physics: bool = False
+
+
+@dataclass
+class WRigid:
+    """A rigid body moving ``bone``; mode 0 follows the bone, 1 is simulated, 2 simulated with the bone's
+    position kept."""
+
+    bone: int
+    mode: int = 0
+    name: str = "rigid"
+    group: int = 0
+
+
+@dataclass
+class WJoint:
+    """A physics joint between rigid bodies ``a`` and ``b`` (indices into the model's rigid bodies)."""
+
+    a: int
+    b: int
+    name: str = "joint"
 
 
 @dataclass
@@ -77,8 +101,8 @@ class WModel:
     materials: list[WMaterial] = field(default_factory=list)
     bones: list[WBone] = field(default_factory=list)
     vertex_morphs: list[tuple] = field(default_factory=list)  # (name, [(vertex, (dx, dy, dz))])
-    rigid_bodies: int = 0
-    joints: int = 0
+    rigid_bodies: int | list[WRigid] = 0  # a count of placeholder bodies, or the bodies
+    joints: int | list[WJoint] = 0
 
 
 # --------------------------------------------------------------------------- PMX
@@ -175,10 +199,12 @@ def pmx_bytes(m: WModel, version: float = 2.0, encoding: str = "utf-16-le", inde
         text(b.name_en)
         o.pack("3f", *b.pos)
         idx(bs, b.parent)
-        o.pack("i", 0)
+        o.pack("i", b.layer)
         flags = 0x0002 | 0x0008 | 0x0010  # rotatable, visible, enabled
         if b.translatable:
             flags |= 0x0004
+        if b.after_physics:
+            flags |= 0x1000
         if isinstance(b.tail, int):
             flags |= 0x0001
         if b.ik is not None:
@@ -269,22 +295,24 @@ def pmx_bytes(m: WModel, version: float = 2.0, encoding: str = "utf-16-le", inde
     o.pack("i", 1)
     o.pack("B", 1)
     idx(mos, 0)
-    o.pack("i", m.rigid_bodies)
-    for k in range(m.rigid_bodies):
-        text(f"剛体{k}")
+    bodies = _bodies(m)
+    o.pack("i", len(bodies))
+    for k, rb in enumerate(bodies):
+        text(f"{rb.name}{k}")
         text(f"rigid{k}")
-        idx(bs, 0)
-        o.pack("BHB", 0, 0xFFFF, 0)
+        idx(bs, rb.bone)
+        o.pack("BHB", rb.group, 0xFFFF, 0)
         o.pack("9f", 1, 1, 1, 0, 0, 0, 0, 0, 0)
         o.pack("5f", 1, 0.5, 0.5, 0, 0.5)
-        o.pack("B", 0)
-    o.pack("i", m.joints)
-    for k in range(m.joints):
+        o.pack("B", rb.mode)
+    joints = _joints(m)
+    o.pack("i", len(joints))
+    for k, j in enumerate(joints):
+        text(f"{j.name}{k}")
         text(f"J{k}")
-        text(f"J{k}")
         o.pack("B", 0)
-        idx(rs, 0)
-        idx(rs, 0)
+        idx(rs, j.a)
+        idx(rs, j.b)
         o.pack("24f", *([0.0] * 24))
     if soft_bodies:
         o.pack("i", 1)
@@ -292,6 +320,14 @@ def pmx_bytes(m: WModel, version: float = 2.0, encoding: str = "utf-16-le", inde
         text("soft")
         o.raw(b"\x00" * 64)
     return o.bytes()
+
+
+def _bodies(m: WModel) -> list[WRigid]:
+    return [WRigid(0) for _ in range(m.rigid_bodies)] if isinstance(m.rigid_bodies, int) else m.rigid_bodies
+
+
+def _joints(m: WModel) -> list[WJoint]:
+    return [WJoint(0, 0) for _ in range(m.joints)] if isinstance(m.joints, int) else m.joints
 
 
 def write_pmx(path, m: WModel, **kw) -> Path:
@@ -386,10 +422,18 @@ def pmd_bytes(m: WModel, english: bool = True, toon_and_physics: bool = True) ->
     if toon_and_physics:
         for k in range(10):
             o.raw(_fixed(f"toon{k + 1:02d}.bmp", 100))
-        o.pack("I", m.rigid_bodies)
-        o.raw(b"\0" * (83 * m.rigid_bodies))
-        o.pack("I", m.joints)
-        o.raw(b"\0" * (124 * m.joints))
+        bodies, joints = _bodies(m), _joints(m)
+        o.pack("I", len(bodies))
+        for k, rb in enumerate(bodies):
+            o.raw(_fixed(f"{rb.name}{k}", 20))
+            o.pack("HBHB", 0xFFFF if rb.bone < 0 else rb.bone, rb.group, 0xFFFF, 0)
+            o.pack("14f", *([0.0] * 14))
+            o.pack("B", rb.mode)
+        o.pack("I", len(joints))
+        for k, j in enumerate(joints):
+            o.raw(_fixed(f"{j.name}{k}", 20))
+            o.pack("II", j.a, j.b)
+            o.pack("24f", *([0.0] * 24))
     return o.bytes()
 
 
@@ -497,3 +541,109 @@ def write_textures(folder: Path) -> None:
     Image.fromarray(hair, "RGBA").save(folder / "hair.tga")
     Image.new("RGB", (4, 2), (0, 255, 0)).save(folder / "face.bmp")
     (folder / "sphere.dds").write_bytes(b"DDS |not really")
+
+
+# --------------------------------------------------------------------------- secondary chains
+
+#: Sleeve / deform-copy / physics bones of :func:`chains_humanoid` -> the arm bone that should carry them.
+SLEEVE_CARRIERS = {"左腕袖": "左腕", "左ひじ袖": "左ひじ", "左手首袖": "左手首"}
+INHERIT_CARRIERS = {"右腕D": "右腕", "右ひじD": "右ひじ", "右手首D": "右手首"}
+PHYSICS_CARRIERS = {"右袖飾1": "右ひじ", "右袖飾2": "右ひじ"}
+#: Radius (MMD units) of the thin sleeve tube: IK leaves a sleeve's roll free, so only points near its axis
+#: are pinned to the arm.
+SLEEVE_RADIUS = 0.03
+
+
+def _tube(vertices: list, faces: list, a, b, bone: int, radius: float, rings=(0.2, 0.5, 0.8)) -> None:
+    """Small triangles around the segment a -> b (MMD frame), every vertex BDEF1 to ``bone``."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    d = (b - a) / np.linalg.norm(b - a)
+    u = np.cross(d, [0.0, 0.0, 1.0])
+    u /= np.linalg.norm(u)
+    w = np.cross(d, u)
+    for t in rings:
+        c = a + t * (b - a)
+        base = len(vertices)
+        for k in range(3):
+            ang = 2 * math.pi * k / 3
+            p = c + radius * (math.cos(ang) * u + math.sin(ang) * w)
+            vertices.append(WVertex(tuple(float(x) for x in p), (0, 0, -1), (0.5, 0.5), "BDEF1", (bone,),
+                                    (1.0,)))
+        faces.append((base, base + 2, base + 1))
+
+
+def chains_humanoid() -> WModel:
+    """:func:`tiny_humanoid` (no leg D bones) plus three secondary chains MMD models are built with.
+
+    - Left arm, a sleeve chain hanging from the SHOULDER (左腕袖 -> 左ひじ袖 -> 左手首袖 -> 左手首袖先),
+      pulled by IK bones under the arm: 左腕袖IK under 左腕捩, 左手袖IK under 左手捩 (added, between
+      elbow and wrist), 左手首袖IK under 左手首. Its thin tube is skinned to the sleeve bones only.
+    - Right arm, deform copies under a shoulder-cancel bone (右肩P -> 右肩 -> 右肩C inheriting 右肩P
+      with weight -1; 右腕D -> 右ひじD -> 右手首D inheriting 右腕 / 右ひじ / 右手首 with weight 1), which
+      the reader cannot fold (their parent is not the source's); a thick tube skinned to them.
+    - Right forearm, a physics chain hanging from the SHOULDER (右袖飾1 -> 右袖飾2, dynamic bodies of
+      mode 1 and 2) jointed to the forearm's kinematic body (on 右ひじ), body by body.
+
+    :data:`SLEEVE_CARRIERS`, :data:`INHERIT_CARRIERS` and :data:`PHYSICS_CARRIERS` say which arm bone
+    carries each chain bone.
+    """
+    m = tiny_humanoid(with_d_bones=False)
+    bones = m.bones
+
+    def ix(name: str) -> int:
+        return next(i for i, b in enumerate(bones) if b.name == name)
+
+    def add(name, pos, parent, **kw) -> int:
+        bones.append(WBone(name, name, tuple(float(x) for x in pos), ix(parent), **kw))
+        return len(bones) - 1
+
+    def pos(name: str) -> np.ndarray:
+        return np.asarray(bones[ix(name)].pos, float)
+
+    ua, el, wr = pos("左腕"), pos("左ひじ"), pos("左手首")
+    add("左手捩", el + 0.6 * (wr - el), "左ひじ", fixed_axis=tuple((wr - el) / np.linalg.norm(wr - el)))
+    bones[ix("左手首")].parent = ix("左手捩")  # the reader orders parents first
+    tip = wr + np.array([0.8, -0.7, 0.0])
+    s0 = add("左腕袖", ua, "左肩")
+    s1 = add("左ひじ袖", el, "左腕袖")
+    s2 = add("左手首袖", wr, "左ひじ袖")
+    s3 = add("左手首袖先", tip, "左手首袖")
+    add("左腕袖IK", el, "左腕捩", ik=WIK(s1, 20, 2.0, [(s0, None, None)]))
+    add("左手袖IK", wr, "左手捩", ik=WIK(s2, 20, 2.0, [(s1, None, None)]))
+    add("左手首袖IK", tip, "左手首", ik=WIK(s3, 20, 2.0, [(s2, None, None)]))
+
+    ua, el, wr = pos("右腕"), pos("右ひじ"), pos("右手首")
+    sh = pos("右肩")
+    p = add("右肩P", sh, "上半身2")
+    bones[ix("右肩")].parent = p
+    c = add("右肩C", ua, "右肩", inherit=(p, -1.0, True, False))
+    d0 = add("右腕D", ua, "右肩C", inherit=(ix("右腕"), 1.0, True, False))
+    d1 = add("右ひじD", el, "右腕D", inherit=(ix("右ひじ"), 1.0, True, False))
+    d2 = add("右手首D", wr, "右ひじD", inherit=(ix("右手首"), 1.0, True, False))
+    assert c < d0
+    drop = np.array([0.0, -0.4, 0.0])
+    f1 = add("右袖飾1", el + 0.3 * (wr - el) + drop, "右肩")
+    f2 = add("右袖飾2", el + 0.6 * (wr - el) + drop, "右袖飾1")
+
+    verts, faces = m.vertices, m.faces
+    nf = len(faces)
+    _tube(verts, faces, pos("左腕"), pos("左ひじ"), s0, SLEEVE_RADIUS)
+    _tube(verts, faces, pos("左ひじ"), pos("左手首"), s1, SLEEVE_RADIUS)
+    _tube(verts, faces, pos("左手首"), tip, s2, SLEEVE_RADIUS)
+    _tube(verts, faces, ua, el, d0, 0.4)
+    _tube(verts, faces, el, wr, d1, 0.35)
+    _tube(verts, faces, wr, wr + np.array([-0.8, -0.7, 0.0]), d2, 0.3)
+    _tube(verts, faces, pos("右袖飾1"), pos("右袖飾2"), f1, 0.2, rings=(0.0, 0.5))
+    _tube(verts, faces, pos("右袖飾2"), pos("右袖飾2") + (wr - el) * 0.3, f2, 0.2, rings=(0.0, 0.5))
+    m.materials[0].triangles += len(faces) - nf
+    # The body material comes first in the face list, so the new triangles go before the hair's four.
+    m.faces = faces[: nf - 4] + faces[nf:] + faces[nf - 4 : nf]
+    m.rigid_bodies = [
+        WRigid(ix("頭"), 0, "頭"),
+        WRigid(ix("右ひじ"), 0, "右腕下"),
+        WRigid(f1, 1, "袖飾1"),
+        WRigid(f2, 2, "袖飾2"),
+        WRigid(ix("左腕"), 0, "左腕"),
+    ]
+    m.joints = [WJoint(2, 1, "袖飾1-腕"), WJoint(2, 3, "袖飾1-2")]
+    return m

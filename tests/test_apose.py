@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conrdata.apose import align_to_apose, matrix_to_quat, measure_apose
+from conrdata.apose import align_to_apose, matrix_to_quat
 from conrdata.errors import RigError
 from conrdata.procedural import build_character
 from conrdata.rig import (
@@ -19,6 +19,7 @@ from conrdata.rig import (
     skin_normals,
     skinning_matrices,
 )
+from tests.apose_criteria import assert_apose
 from tests.stick_rig import STICK_BONES, bone_arrays
 
 
@@ -46,14 +47,7 @@ def turn(rig: Rig, rot: np.ndarray, offset=(0, 0, 0)) -> Rig:
 
 
 def check_apose(rig: Rig, tol_arm=1.0, tol_leg=2.0):
-    m = measure_apose(rig)
-    assert abs(m["left_arm_drop_deg"] - 45) < tol_arm and abs(m["right_arm_drop_deg"] - 45) < tol_arm, m
-    assert m["left_arm_outwards"] > 0 and m["right_arm_outwards"] > 0
-    assert m["arm_out_of_plane_deg"] < tol_arm, m
-    assert m["leg_tilt_deg"] < tol_leg, m
-    assert abs(m["lowest_y"]) < 1e-3 and m["hips_xz"] < 1e-3, m
-    assert m["facing_z"] > 0.99, m
-    np.testing.assert_allclose(pose_vertices(rig, identity_rotations(rig)), rig.vertices, atol=1e-5)
+    assert_apose(rig, tol_arm, tol_leg, tol_bind=1e-5)
 
 
 @pytest.fixture(scope="module")

@@ -115,11 +115,18 @@ def test_mixamo_names_with_or_without_prefix(prefix):
         ("J_Bip_R_LowerLeg", "rightLowerLeg"), ("J_Bip_L_Index1", "leftIndexProximal"),
         ("Bip01 L UpperArm", "leftUpperArm"), ("DEF-upper_arm.L", "leftUpperArm"), ("Armature|Hips", "hips"),
         ("Pelvis", "hips"), ("clavicle_l", "leftShoulder"),
+        # Blender duplicates, glued sides (Quaternius, Daz), tool prefixes, Unreal / Unity fingers
+        ("Hand.L.001", "leftHand"), ("UpperArmL", "leftUpperArm"), ("WristR", "rightHand"),
+        ("lShldrBend", "leftUpperArm"), ("rThighBend", "rightUpperLeg"), ("CC_Base_L_Calf", "leftLowerLeg"),
+        ("index_02_r", "rightIndexIntermediate"), ("Left_LittleDistal", "leftLittleDistal"),
+        ("ball_l", "leftToes"), ("Bip01 R Toe0", "rightToes"), ("Abdomen", "spine"), ("spine_01", "spine"),
+        ("leg-left", "leftUpperLeg"), ("arm-right", "rightUpperArm"), ("torso", "spine"),
         # case and separator insensitivity
         ("LEFT_ARM", "leftUpperArm"), ("left-fore-arm", "leftLowerArm"), ("upper-arm.l", "leftUpperArm"),
         ("Upper Arm R", "rightUpperArm"),
         # things that must not map
         ("hair_1_2", None), ("skirt_0_1", None), ("Armature", None), ("", None), ("arm", None),
+        ("lShldrTwist", None), ("Spinal", None), ("b_Hip_01", None),
     ],
 )
 def test_blender_unity_vroid_names(name, expected):

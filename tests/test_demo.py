@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.run import MARKER, SMALLEST, load_config
+from pipelines.run import MARKER, SMALLEST, learning_verdict, load_config
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -55,3 +55,19 @@ def test_pipeline_refuses_foreign_folder(tmp_path):
     )
     assert done.returncode == 2
     assert (tmp_path / "precious.txt").read_text() == "keep me"
+
+
+def test_learning_verdict_compares_with_the_silhouette(tmp_path):
+    import json
+
+    def view(model, silhouette):
+        return {"model": {"fg_l1": model}, "baselines": {"silhouette": {"fg_l1": silhouette}}}
+
+    path = tmp_path / "metrics-0000010.json"
+    path.write_text(json.dumps({"views": {"n1": view(0.3, 0.2), "n4": view(0.1, 0.2)}}))
+    text = learning_verdict(path, "val")
+    assert "validation" in text
+    n1, n4 = text.splitlines()[1:]
+    assert "0.3000 vs mean-colour silhouette 0.2000" in n1 and "does NOT beat" in n1
+    assert "(+50%)" in n4 and "model beats" in n4
+    assert learning_verdict(tmp_path / "missing.json", "val") is None

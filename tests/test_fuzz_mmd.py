@@ -84,13 +84,17 @@ def test_truncation(fuzz_dir, kind, data):
 @FUZZ
 @given(data=st.data())
 def test_byte_flips(fuzz_dir, kind, data):
-    seed = bytearray(SEEDS[kind][1])
+    original = SEEDS[kind][1]
+    seed = bytearray(original)
+    # Distinct positions, each XORed with a non-zero mask: every drawn flip changes its byte.
     flips = data.draw(
-        st.lists(st.tuples(st.integers(0, len(seed) - 1), st.integers(0, 255)), min_size=1, max_size=8),
+        st.lists(st.tuples(st.integers(0, len(seed) - 1), st.integers(1, 255)), min_size=1, max_size=8,
+                 unique_by=lambda f: f[0]),
         label="flips",
     )
-    for pos, value in flips:
-        seed[pos] = value
+    for pos, mask in flips:
+        seed[pos] ^= mask
+    assert all(seed[pos] != original[pos] for pos, _ in flips)
     read_damaged(fuzz_dir, kind, bytes(seed))
 
 

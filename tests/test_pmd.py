@@ -10,7 +10,7 @@ from conrdata.formats.pmd import read_pmd, split_texture_field
 from conrdata.formats.pmx import read_pmx
 from conrdata.humanoid import REQUIRED_BONES
 from conrdata.rig import identity_rotations, pose_vertices
-from tests.conftest import asset_files_or_skip
+from tests.conftest import mesh_files_or_skip
 from tests.mmd_writer import tiny_humanoid, write_pmd, write_pmx, write_textures
 
 
@@ -110,6 +110,6 @@ def test_truncated_or_foreign_file_is_a_format_error(tmp_path):
 
 
 def test_real_pmd_from_shared_assets():
-    rig = read_pmd(asset_files_or_skip("pmd", ".pmd")[0])
+    rig = read_pmd(mesh_files_or_skip(".pmd")[0])
     rig.check()
     assert set(REQUIRED_BONES) <= set(rig.humanoid)

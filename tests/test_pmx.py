@@ -10,7 +10,7 @@ from conrdata.errors import FormatError
 from conrdata.formats.pmx import read_pmx
 from conrdata.humanoid import REQUIRED_BONES
 from conrdata.rig import identity_rotations, pose_vertices
-from tests.conftest import asset_files_or_skip
+from tests.conftest import mesh_files_or_skip
 from tests.mmd_writer import (
     BODY_RGB,
     WIK,
@@ -287,7 +287,7 @@ def test_absurd_vertex_count_is_refused_before_allocating(tmp_path):
 
 
 def test_real_pmx_from_shared_assets():
-    rig = read_pmx(asset_files_or_skip("pmx", ".pmx")[0])
+    rig = read_pmx(mesh_files_or_skip(".pmx")[0])
     rig.check()
     assert set(REQUIRED_BONES) <= set(rig.humanoid)
     assert 0.5 < rig.height() < 3.0

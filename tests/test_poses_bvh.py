@@ -113,8 +113,8 @@ def test_fps_and_max_poses():
     ("HIERARCHY\nROOT Hips\n{\nOFFSET 0 0\n}\nMOTION\nFrames: 0\nFrame Time: 0.1\n", "not a number"),
     ("HIERARCHY\nROOT Hips\n{\nOFFSET 0 0 0\nCHANNELS 1 Wrotation\n}\nMOTION\nFrames: 0\nFrame Time: 0.1\n",
      "unknown channel"),
-    ("HIERARCHY\nROOT Hips\n{\nOFFSET 0 0 0\nCHANNELS 1 Xrotation\n}\nMOTION\nFrames: 2\n"
-     "Frame Time: 0.1\n1\n", "truncated"),
+    ("HIERARCHY\nROOT Hips\n{\nOFFSET 0 0 0\nCHANNELS 2 Xrotation Yrotation\n}\nMOTION\nFrames: 2\n"
+     "Frame Time: 0.1\n1\n", "truncated"),  # not one whole frame (fewer frames than announced are read)
     ("HIERARCHY\nROOT Hips\n{\nOFFSET 0 0 0\nCHANNELS 1 Xrotation\nMOTION\nFrames: 0\nFrame Time: 0.1\n",
      "unclosed"),
 ])

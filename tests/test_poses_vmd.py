@@ -5,6 +5,7 @@ import pytest
 
 from conrdata.errors import FormatError
 from conrdata.poses import pose_for_rig, standard_skeleton
+from conrdata.poses.evaluate import evaluate_pose
 from conrdata.poses.mmd import MMD_REST_ARM_DEG, mmd_skeleton_for, vmd_to_library
 from conrdata.poses.quat import axis_rotation, quat_angle
 from conrdata.poses.vmd import (
@@ -173,8 +174,8 @@ def test_vmd_drives_a_pmx_rig_with_its_own_ik(tmp_path):
     # The PMX's IK bone rest is the ankle's rest; the A-pose re-bind moved the ankle, not the IK bone.
     target = rig.bone_heads[ik] + np.array([0, 4, 3]) * 0.08
     np.testing.assert_allclose(pos[rig.humanoid["leftFoot"]], target, atol=1e-3)
-    # The deform copy follows the IK-driven thigh (inherit rotation).
-    world, _ = forward_kinematics(rig, q, t)
+    # The deform copy follows the IK-driven thigh (inherit rotation, played by the pose evaluator).
+    world, _ = evaluate_pose(rig, q, t)
     np.testing.assert_allclose(world[rig.bone_names.index("左足D")], world[rig.humanoid["leftUpperLeg"]],
                                atol=1e-5)
     # Frame 0 (VMD identity = the model's own rest) differs from the A-pose where the rest did.

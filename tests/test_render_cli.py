@@ -79,6 +79,7 @@ def test_render_frames_video_and_report(workspace, tmp_path):
         assert not im[..., 3][outside].any()
     report = json.loads((out / "render_report.json").read_text())
     assert report["frames"] == 4 and report["weights_source"] == "checkpoint" and report["size"] == 64
+    assert report["preprocess"] == "ours" and report["margin"] == 1.1  # what an unrecorded checkpoint gets
     gif = Image.open(tmp_path / "a.gif")
     total = 0
     for k in range(gif.n_frames):  # Pillow merges identical frames, adding their durations
@@ -294,7 +295,7 @@ def _rle(buf: bytes) -> bytes:
 
 @pytest.mark.parametrize("compression,half,noisy", [(0, False, False), (1, False, False), (2, False, False),
                                                     (3, False, False), (3, True, False), (3, False, True)])
-def test_exr_poses_are_decoded_without_opencv(tmp_path, compression, half, noisy):
+def test_exr_written_from_the_file_layout_spec_reads(tmp_path, compression, half, noisy):
     udp = _udp(37, 21, 0)  # 37 rows: the last ZIP chunk is short
     if noisy:  # incompressible: chunks are stored raw even under ZIP compression
         udp[..., :3] = np.random.default_rng(0).random((37, 21, 3)) * udp[..., 3:]
@@ -313,6 +314,31 @@ def test_truncated_exr_is_a_format_error(tmp_path):
     path.write_bytes(path.read_bytes()[:-20])
     with pytest.raises(FormatError, match="cut.exr"):
         read_exr_udp(path)
+
+
+def test_preprocess_switch_and_premultiplied_png(workspace, tmp_path):
+    poses = tmp_path / "poses"
+    poses.mkdir()
+    shutil.copy(workspace / "poses" / "frame1.npz", poses)
+    faint = _udp(80, 60, 0)
+    faint[..., 3] *= 0.3  # soft occupancy under our 0.5 threshold: official framing still sees it
+    np.savez(poses / "faint.npz", i=faint)
+    frames, reports = {}, {}
+    for mode, extra in (("ours", []), ("official", []), ("official", ["--premultiplied-png"])):
+        out = tmp_path / f"{mode}{len(extra)}"
+        _run(["render", "--weights", str(workspace / "run"), "--sheet", str(workspace / "sheet"),
+              "--poses", str(poses), "--out", str(out), "--preprocess", mode] + extra)
+        reports[mode, len(extra)] = json.loads((out / "render_report.json").read_text())
+        frames[mode, len(extra)] = {p.stem: np.asarray(Image.open(p)) for p in out.glob("*.png")}
+    assert reports["ours", 0]["margin"] == 1.1 and reports["official", 0]["margin"] == 1.0
+    assert reports["official", 1]["premultiplied_png"] and not reports["official", 0]["premultiplied_png"]
+    assert not frames["ours", 0]["faint"][..., 3].any() and frames["official", 0]["faint"][..., 3].any()
+    assert not np.array_equal(frames["ours", 0]["frame1"], frames["official", 0]["frame1"])
+    straight = frames["official", 0]["frame1"].astype(int)
+    premul = frames["official", 1]["frame1"].astype(int)
+    assert np.array_equal(straight[..., 3], premul[..., 3]) and premul[..., 3].any()
+    assert (premul[..., :3] <= premul[..., 3:]).all()
+    assert np.abs(straight[..., :3] * straight[..., 3:] / 255 - premul[..., :3]).max() <= 1
 
 
 def test_poses_from_our_shards(tmp_path):

@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conrdata.apose import align_to_apose, measure_apose
+from conrdata.apose import align_to_apose
 from conrdata.errors import RigError
 from conrdata.formats import load_model
 from conrdata.formats.gltf_writer import rig_to_gltf, write_glb
 from conrdata.procedural import build_character, tpose
-from conrdata.rig import identity_rotations, pose_vertices
-from tests.conftest import asset_files_or_skip
+from tests.apose_criteria import assert_apose
+from tests.conftest import mesh_files_or_skip
 
 LICENCE = {"title": "Test Girl", "author": "Tester", "name": "CC_BY", "url": "https://example.org/licence"}
 
@@ -37,13 +37,7 @@ def check_geometry(rig, original):
 
 
 def check_apose(rig):
-    m = measure_apose(rig)
-    assert abs(m["left_arm_drop_deg"] - 45) < 1 and abs(m["right_arm_drop_deg"] - 45) < 1
-    assert m["arm_out_of_plane_deg"] < 1
-    assert m["leg_tilt_deg"] < 2
-    assert abs(m["lowest_y"]) < 1e-3 and m["hips_xz"] < 1e-3
-    assert m["facing_z"] > 0.99
-    np.testing.assert_allclose(pose_vertices(rig, identity_rotations(rig)), rig.vertices, atol=1e-5)
+    assert_apose(rig)
 
 
 def test_vrm0_faces_minus_z_and_is_turned(tmp_path, tposed):
@@ -127,5 +121,5 @@ def test_vrm_humanoid_node_out_of_range_is_ignored(tmp_path, tposed):
 
 @pytest.mark.parametrize("sub", ["vrm0", "vrm1"])
 def test_real_vrm_assets_convert(sub):
-    for f in asset_files_or_skip(sub, ".vrm"):
+    for f in mesh_files_or_skip(".vrm", vrm=sub[-1]):
         check_apose(align_to_apose(load_model(f)))

@@ -15,8 +15,9 @@ def command(out: str, as_json: bool, debug: bool) -> None:
     """Summarise dataset OUT from its manifests (fast; no shard is read).
 
     Prints characters, clips (one-shot, unlabelled), images (labelled share),
-    shards and bytes, per split, and the split ratio. `conrdata validate`
-    checks that the manifests tell the truth.
+    shards and bytes, per split, the split ratio, and the distribution of the
+    images' torn-label shares (mean, max, count over the synth --max-torn).
+    `conrdata validate` checks that the manifests tell the truth.
 
     \b
     Example:

@@ -15,11 +15,10 @@ def _load_character(path: Path):
 
         return load_character(path)
     try:
-        from conrdata.apose import align_to_apose
-        from conrdata.formats import load_model
+        from conrdata.convert import prepare_model
     except ImportError as e:  # pragma: no cover - only while the model readers are missing
         raise UserError(f"cannot read model files here ({e})", path) from None
-    return align_to_apose(load_model(path))
+    return prepare_model(path)  # humanoid mapping (name rules, topology) + A-pose, as convert does
 
 
 @click.command("poses")
@@ -76,6 +75,9 @@ def command(args, fps, max_poses, seed, sample, character, preview, quiet) -> No
                                 progress=bar)
     for f, why in report.skipped.items():
         click.echo(f"skipped {f}: {why}", err=True)
+    for f, lines in report.warnings.items():
+        for line in lines:
+            click.echo(f"warning: {Path(f).name}: {line}", err=True)
     if len(lib) == 0:
         raise UserError("no poses: every motion was skipped", motions)
     save_pose_library(lib, out)

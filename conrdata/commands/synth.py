@@ -50,13 +50,16 @@ def _range(text: str, name: str) -> tuple[float, float]:
 @click.option("--engine", type=click.Choice(["local", "ray"]), default="local",
               help="local processes, or tasks on a Ray cluster.")
 @click.option("--address", default=None, help="Ray cluster address (e.g. auto or ray://host:10001).")
+@click.option("--max-torn", default=0.02, type=click.FloatRange(0.0, 1.0),
+              help="Largest share of foreground UDP pixels that may disagree with the skeleton; an image "
+                   "above it is not written (dropped from its clip) and is counted in the report.")
 @click.option("--shard-clips", default=1000, type=click.IntRange(1), help="Most clips per shard.")
 @click.option("--shard-mb", default=1024, type=click.IntRange(1), help="Most megabytes per shard.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.option("--debug", is_flag=True, hidden=True)
 def command(meshes_dir, out_dir, characters_dir, motions_dir, poses_path, poses_per_character, views,
             images_per_clip, resolution, projection, yaw, pitch, fov, cel, outline, seed, workers, engine,
-            address, shard_clips, shard_mb, quiet, debug):
+            address, max_torn, shard_clips, shard_mb, quiet, debug):
     """Render (UDP, RGBA) training pairs of every character in MESHES_DIR into OUT_DIR.
 
     Converts the meshes (VRM, glTF/GLB, PMX/PMD) into canonical A-pose characters
@@ -64,8 +67,10 @@ def command(meshes_dir, out_dir, characters_dir, motions_dir, poses_path, poses_
     (seeded joint-limited samples, or poses from --motions/--poses), renders every pose
     from VIEWS random cameras in one headless GL pass (UDP float32 + RGBA), and writes
     clips of IMAGES-PER-CLIP images as WebDataset shards with parquet manifests
-    (OUT_DIR/shards, OUT_DIR/manifests). Bad meshes are skipped and listed in the summary
-    and OUT_DIR/synth_report.json. Rerunning resumes: clips already written are skipped.
+    (OUT_DIR/shards, OUT_DIR/manifests). Every image records its posed joints and keypoints;
+    an image whose UDP disagrees with the skeleton on more than MAX-TORN of its pixels is
+    not written. Bad meshes and refused images are listed in the summary and
+    OUT_DIR/synth_report.json. Rerunning resumes: clips already written are skipped.
 
     \b
     Examples:
@@ -84,7 +89,7 @@ def command(meshes_dir, out_dir, characters_dir, motions_dir, poses_path, poses_
         images_per_clip=images_per_clip, projection=projection, yaw_range=_range(yaw, "yaw"),
         pitch_range=_range(pitch, "pitch"), yfov_range=_range(fov, "fov"), cel=cel, outline=outline,
         poses_path=str(poses_path) if poses_path else None, max_shard_bytes=shard_mb << 20,
-        max_shard_clips=shard_clips,
+        max_shard_clips=shard_clips, max_torn=max_torn,
     )
     report = synth_folder(meshes_dir, out_dir, config, characters_dir=characters_dir, engine_name=engine,
                           workers=workers, address=address, progress=not quiet, skipped=skipped)

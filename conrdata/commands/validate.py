@@ -31,7 +31,11 @@ def command(out, no_checksums, fast, alpha_tolerance, report_path, max_lines, de
     occupancy in {0, 1}, background exactly 0, and agree with the RGBA alpha;
     shard sizes and sha256 must match shards.parquet, and the manifests must
     list exactly the clips in the shards, with no character in both splits.
-    Each problem prints as `shard:key: kind: reason`.
+    Skeleton labels must be well formed; a labelled image without joints and
+    keypoints (a shard from before they were recorded) is a warning. The
+    distribution of the images' torn-label shares (mean, max, count over the
+    dataset's --max-torn) is printed. Each problem prints as
+    `shard:key: kind: reason`.
 
     \b
     Example:
@@ -57,6 +61,13 @@ def command(out, no_checksums, fast, alpha_tolerance, report_path, max_lines, de
         click.echo(f"... and {len(report.problems) - max_lines} more")
     if report_path:
         Path(report_path).write_text(report_json(report), encoding="utf-8")
+    for warning in report.warnings:
+        click.echo(f"warning: {warning}")
+    torn = report.torn_summary()
+    if torn["images"]:
+        click.echo(f"torn labels: {torn['images']} images, mean {100 * torn['mean']:.2f} %, "
+                   f"max {100 * torn['max']:.2f} %, "
+                   f"{torn['over_threshold']} over {100 * torn['threshold']:.1f} %")
     kinds = ", ".join(f"{k} {n}" for k, n in sorted(report.kinds().items()))
     click.echo(
         f"{report.shards} shards, {report.clips} clips, {report.images} images: "

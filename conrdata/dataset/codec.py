@@ -41,6 +41,7 @@ import cv2
 import numpy as np
 
 from conrdata.errors import FormatError
+from conrdata.imageio import DEFAULT_MAX_PIXELS, check_pixel_count
 
 UDP_EXT = "udpz"
 RGBA_EXT = "png"
@@ -166,12 +167,25 @@ def encode_rgba(rgba: np.ndarray, level: int = PNG_LEVEL) -> bytes:
     return buf.tobytes()
 
 
-def decode_rgba(data: bytes) -> np.ndarray:
+def png_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from a PNG's IHDR chunk, or None when ``data`` is not a PNG."""
+    if len(data) < 24 or data[:8] != b"\x89PNG\r\n\x1a\n" or data[12:16] != b"IHDR":
+        return None
+    return struct.unpack(">II", data[16:24])
+
+
+def decode_rgba(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """PNG (or any image OpenCV reads) bytes -> uint8 H x W x 4 RGBA; grey/RGB get opaque alpha.
 
-    Raises :class:`FormatError` when the bytes do not decode.
+    A PNG whose header claims more than ``max_pixels`` pixels is refused before decoding (the
+    project's decompression-bomb guard, :func:`conrdata.imageio.check_pixel_count`). Raises
+    :class:`FormatError` when the bytes do not decode.
     """
-    buf = np.frombuffer(bytes(data), np.uint8)
+    data = bytes(data)
+    size = png_size(data)
+    if size is not None:
+        check_pixel_count(*size, max_pixels)
+    buf = np.frombuffer(data, np.uint8)
     img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED) if buf.size else None
     if img is None:
         raise FormatError("corrupt or unreadable PNG")

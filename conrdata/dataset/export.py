@@ -1,4 +1,5 @@
-"""Export UDPs to the official CoNR release's form (``.npz`` key ``i``), so our poses drive its weights."""
+"""Export UDPs to the official CoNR release's forms (``.npz`` key ``i``, or EXR), so our poses drive its
+weights (and the community's tools read them)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,11 @@ import io
 import os
 from pathlib import Path
 
+import cv2
 import numpy as np
 
-from conrdata.udp import AXIS_ORDERS, to_official
+from conrdata.dataset.reader import iter_clips
+from conrdata.udp import AXIS_ORDERS, UDP_FILE_FORMATS, to_official, write_official_exr
 
 
 def official_npz_bytes(udp: np.ndarray, axis_order: str = "XYZ") -> bytes:
@@ -19,10 +22,19 @@ def official_npz_bytes(udp: np.ndarray, axis_order: str = "XYZ") -> bytes:
     return buf.getvalue()
 
 
-def write_official_udp(udp: np.ndarray, path: str | os.PathLike, axis_order: str = "XYZ") -> Path:
-    """Write :func:`official_npz_bytes` to ``path`` (atomically); returns the path."""
+def write_official_udp(udp: np.ndarray, path: str | os.PathLike, axis_order: str = "XYZ",
+                       format: str = "npz", half: bool = False) -> Path:
+    """Write our UDP in the official form to ``path`` (atomically); returns the path.
+
+    ``format`` is ``"npz"`` (:func:`official_npz_bytes`) or ``"exr"`` (channels R, G, B, A, float32,
+    or half with ``half``; :func:`conrdata.udp.write_official_exr`).
+    """
     if axis_order not in AXIS_ORDERS:
         raise ValueError(f"axis order must be one of {AXIS_ORDERS}, got {axis_order!r}")
+    if format not in UDP_FILE_FORMATS:
+        raise ValueError(f"format must be one of {UDP_FILE_FORMATS}, got {format!r}")
+    if format == "exr":
+        return write_official_exr(udp, path, axis_order, half=half)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
@@ -32,14 +44,11 @@ def write_official_udp(udp: np.ndarray, path: str | os.PathLike, axis_order: str
 
 
 def export_clips_official(
-    source, out_dir: str | os.PathLike, axis_order: str = "XYZ", limit: int | None = None
+    source, out_dir: str | os.PathLike, axis_order: str = "XYZ", limit: int | None = None,
+    udp_format: str = "npz", half: bool = False,
 ):
-    """Every labelled image of the clips in ``source`` -> ``out_dir/<key>/<NN>.npz`` (+ ``<NN>.png`` RGBA).
-    Returns the number of UDPs written."""
-    import cv2
-
-    from conrdata.dataset.reader import iter_clips
-
+    """Every labelled image of the clips in ``source`` -> ``out_dir/<key>/<NN>.<npz|exr>`` (+ ``<NN>.png``
+    RGBA). Returns the number of UDPs written. ``half`` stores EXRs as half floats."""
     out_dir = Path(out_dir)
     n = 0
     for c, clip in enumerate(iter_clips(source)):
@@ -50,6 +59,6 @@ def export_clips_official(
             folder.mkdir(parents=True, exist_ok=True)
             cv2.imwrite(str(folder / f"{i:02d}.png"), cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGRA))
             if udp is not None:
-                write_official_udp(udp, folder / f"{i:02d}.npz", axis_order)
+                write_official_udp(udp, folder / f"{i:02d}.{udp_format}", axis_order, udp_format, half)
                 n += 1
     return n

@@ -1,17 +1,21 @@
-"""Summary figures of a dataset, from its manifests: counts, labelled share, bytes, split ratio."""
+"""Summary figures of a dataset, from its manifests: counts, labelled share, bytes, split ratio,
+torn-label shares."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from conrdata.dataset.manifests import MANIFEST_DIR, read_dataset_info, read_manifest
+from conrdata.dataset.validate import DEFAULT_MAX_TORN, torn_distribution
 from conrdata.errors import UserError
 
 
 def summarize(out_dir) -> dict:
     """{"characters", "clips", "images", "labelled_images", "labelled_share", "one_shot_clips",
     "unlabelled_clips", "shards", "bytes", "bytes_per_image", "splits": {split: {...}},
-    "val_share_characters", "val_share_images", "dataset": dataset.json}."""
+    "val_share_characters", "val_share_images", "torn_share": {"images", "mean", "max",
+    "over_threshold", "threshold"} (images with a measured torn share, from clips.parquet; the
+    threshold is the dataset's synth ``max_torn``), "dataset": dataset.json}."""
     out_dir = Path(out_dir)
     if not (out_dir / MANIFEST_DIR / "shards.parquet").exists():
         raise UserError(
@@ -36,6 +40,9 @@ def summarize(out_dir) -> dict:
     labelled = sum(r["n_labelled"] for r in clips)
     total_bytes = sum(r["bytes"] for r in shards)
     n_chars = len(with_clips)
+    info = read_dataset_info(out_dir)
+    threshold = (info.get("metadata") or {}).get("synth", {}).get("max_torn", DEFAULT_MAX_TORN)
+    shares = [v for r in clips for v in (r.get("torn_shares") or []) if v is not None]
     return {
         "characters": n_chars,
         "characters_registered": len(characters),
@@ -51,7 +58,8 @@ def summarize(out_dir) -> dict:
         "splits": splits,
         "val_share_characters": splits["val"]["characters"] / n_chars if n_chars else 0.0,
         "val_share_images": splits["val"]["images"] / images if images else 0.0,
-        "dataset": read_dataset_info(out_dir),
+        "torn_share": torn_distribution(shares, float(threshold)),
+        "dataset": info,
     }
 
 
@@ -79,4 +87,12 @@ def format_summary(s: dict) -> str:
         f"split ratio  val = {100 * s['val_share_characters']:.1f}% of characters, "
         f"{100 * s['val_share_images']:.1f}% of images"
     )
+    t = s.get("torn_share") or {}
+    if t.get("images"):
+        lines.append(
+            f"torn labels  {t['images']} images measured, mean {100 * t['mean']:.2f}%, "
+            f"max {100 * t['max']:.2f}%, {t['over_threshold']} over {100 * t['threshold']:.1f}%"
+        )
+    else:
+        lines.append("torn labels  not measured (no image records a torn_share)")
     return "\n".join(lines)

@@ -6,7 +6,10 @@ Fixed columns (extra ``characters`` columns come from the caller's info dicts):
   not by hash), then one column per info key (scalars as given; lists/dicts as JSON strings).
 - clips: ``key``, ``shard`` (file name), ``character``, ``clip_id``, ``n_images`` int32,
   ``n_labelled`` int32, ``labelled`` bool (every image has a UDP), ``split``, ``offset`` int64 (byte
-  offset of the clip's first tar header), ``bytes`` int64 (its bytes in the tar).
+  offset of the clip's first tar header), ``bytes`` int64 (its bytes in the tar), ``torn_shares``
+  list<double> (each image's ``torn_share`` from KEY.json, null where an image has none) and
+  ``torn_share_max`` double (null when no image has one). The two label columns are optional when
+  read: manifests written before them read as null.
 - shards: ``name``, ``split``, ``bytes`` int64, ``clips`` int32, ``images`` int32, ``sha256`` (hex).
 
 ``OUT/manifests/dataset.json`` records the schema version, UDP codec, seed and caller metadata.
@@ -40,8 +43,12 @@ CLIP_SCHEMA = pa.schema(
         ("split", pa.string()),
         ("offset", pa.int64()),
         ("bytes", pa.int64()),
+        ("torn_shares", pa.list_(pa.float64())),
+        ("torn_share_max", pa.float64()),
     ]
 )
+#: Columns a manifest written by an older version may lack; they read back as None.
+OPTIONAL_COLUMNS = {"clips": ("torn_shares", "torn_share_max")}
 SHARD_SCHEMA = pa.schema(
     [
         ("name", pa.string()),
@@ -86,6 +93,14 @@ class DatasetLock:
 
     def __exit__(self, *exc) -> None:
         self.release()
+
+
+def label_columns(record: dict) -> dict:
+    """The clips.parquet label columns of a clip from its parsed KEY.json record."""
+    shares = [im.get("torn_share") for im in record.get("images", [])]
+    shares = [float(v) if isinstance(v, int | float) else None for v in shares]
+    measured = [v for v in shares if v is not None]
+    return {"torn_shares": shares, "torn_share_max": max(measured) if measured else None}
 
 
 def manifest_path(out_dir: str | os.PathLike, name: str) -> Path:
@@ -143,10 +158,15 @@ def read_manifest(out_dir, name: str) -> list[dict]:
         table = pq.read_table(path)
     except (pa.ArrowInvalid, OSError) as err:
         raise FormatError(f"unreadable manifest ({err})", path) from None
+    optional = OPTIONAL_COLUMNS.get(name, ())
     missing = set(SCHEMAS[name].names) - set(table.column_names)
-    if missing:
-        raise FormatError(f"manifest lacks columns {sorted(missing)}", path)
-    return table.to_pylist()
+    if missing - set(optional):
+        raise FormatError(f"manifest lacks columns {sorted(missing - set(optional))}", path)
+    rows = table.to_pylist()
+    for row in rows:
+        for column in missing:
+            row[column] = None
+    return rows
 
 
 def read_dataset_info(out_dir) -> dict:
@@ -184,6 +204,9 @@ DESCRIPTIONS = {
         "split": "train or val",
         "offset": "byte offset of the clip's first tar header in the shard",
         "bytes": "bytes the clip's members take in the shard (headers and padding included)",
+        "torn_shares": "per image, the share of foreground UDP pixels that disagree with the skeleton "
+                       "(KEY.json torn_share; null where not measured)",
+        "torn_share_max": "largest torn_share of the clip's images (null when none was measured)",
     },
     "shards": {
         "name": "{split}-{NNNNNN}.tar",

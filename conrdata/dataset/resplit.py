@@ -7,29 +7,29 @@ journaled: ``manifests/split-journal.json`` is written once staging is
 complete (the commit point); then staged shards move into ``shards/``, old
 shards are deleted and the manifests rewritten. A run killed before the
 journal leaves the dataset untouched (staging is discarded); one killed after
-it is rolled forward by the next ``conrdata split`` or ``DatasetWriter``.
+it is rolled forward by the next ``conrdata split`` or ``DatasetWriter``
+(:mod:`conrdata.dataset.journal`). New shard names follow
+:func:`conrdata.dataset.layout.next_shard_indices`.
 """
 
 from __future__ import annotations
 
 import json
-import logging
-import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from conrdata.dataset.journal import commit_split, finish_pending_split
 from conrdata.dataset.keys import split_member
+from conrdata.dataset.layout import STAGING, next_shard_indices
 from conrdata.dataset.manifests import MANIFEST_DIR, SHARD_DIR, DatasetLock, read_manifest, write_manifests
 from conrdata.dataset.schema import dump_record
 from conrdata.dataset.split import SPLITS, hashed_split
 from conrdata.dataset.tario import iter_members
+from conrdata.dataset.writer import DEFAULT_MAX_SHARD_BYTES, DatasetWriter
 from conrdata.errors import UserError
 
-log = logging.getLogger(__name__)
-
-STAGING = ".split-staging"
-JOURNAL = "split-journal.json"
+__all__ = ["STAGING", "SplitPlan", "apply_split", "character_leaks", "finish_pending_split", "plan_split"]
 
 
 @dataclass
@@ -112,8 +112,6 @@ def apply_split(
 def _apply_split_locked(
     out_dir: Path, plan: SplitPlan, max_shard_bytes, max_shard_clips, commit_only
 ) -> list[str]:
-    from conrdata.dataset.writer import DEFAULT_MAX_SHARD_BYTES, SHARD_RE, DatasetWriter
-
     finish_pending_split(out_dir)
     staging = out_dir / STAGING
     if staging.exists():
@@ -129,11 +127,7 @@ def _apply_split_locked(
         if plan.moves:  # characters without clips only change their manifest row
             write_manifests(out_dir, list(char_rows.values()), clips, shards)
         return []
-    start = {s: 0 for s in SPLITS}
-    for p in (out_dir / SHARD_DIR).iterdir():
-        m = SHARD_RE.match(p.name.split(".orphan")[0])
-        if m:
-            start[m.group(1)] = max(start[m.group(1)], int(m.group(2)) + 1)
+    start = next_shard_indices(p.name for p in (out_dir / SHARD_DIR).iterdir())
     if max_shard_clips is None:
         max_shard_clips = max([r["clips"] for r in shards] + [1])
     pinned = {cid: s for cid, (s, _) in plan.targets.items()}
@@ -174,10 +168,7 @@ def _apply_split_locked(
         "clips": final_clips,
         "shards": [r for r in shards if r["name"] not in plan.shards] + new_shards,
     }
-    path = out_dir / MANIFEST_DIR / JOURNAL
-    tmp = path.with_name(f".{JOURNAL}.tmp")
-    tmp.write_text(json.dumps(journal, default=str), encoding="utf-8")
-    os.replace(tmp, path)  # commit point
+    commit_split(out_dir, journal)  # commit point
     if not commit_only:
         finish_pending_split(out_dir)
     return [r["name"] for r in new_shards]
@@ -199,30 +190,3 @@ def _copy_clip(writer, members: list[tuple[str, bytes]], pinned: dict[str, str])
     out.sort(key=lambda m: (m[0] != json_name, m[0]))
     writer.write_encoded(key, out, record)
 
-
-def finish_pending_split(out_dir) -> bool:
-    """Roll a committed split forward (idempotent), or discard uncommitted staging. True if it acted."""
-    out_dir = Path(out_dir)
-    path = out_dir / MANIFEST_DIR / JOURNAL
-    staging = out_dir / STAGING
-    if not path.exists():
-        if staging.exists() and out_dir.name != STAGING:
-            log.warning("discarding the staging folder of an interrupted `conrdata split`")
-            shutil.rmtree(staging)
-            return True
-        return False
-    journal = json.loads(path.read_text(encoding="utf-8"))
-    shard_dir = out_dir / SHARD_DIR
-    for name in journal["add"]:
-        src = staging / SHARD_DIR / name
-        if src.exists():
-            os.replace(src, shard_dir / name)
-        elif not (shard_dir / name).exists():
-            raise UserError(f"split journal names shard {name}, which is neither staged nor in place", path)
-    write_manifests(out_dir, journal["characters"], journal["clips"], journal["shards"])
-    for name in journal["remove"]:
-        (shard_dir / name).unlink(missing_ok=True)
-    path.unlink()
-    if staging.exists():
-        shutil.rmtree(staging)
-    return True

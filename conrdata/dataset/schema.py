@@ -4,7 +4,7 @@ One WebDataset sample is one *clip*: up to K (pose, view) images of one
 character. Arrays at the boundary:
 
 - ``rgba``: uint8 H x W x 4, RGB order, row 0 at the top.
-- ``udp``: float32 H x W x 4 (DESIGN.md encoding: xyz in [0, 1], occupancy in
+- ``udp``: float32 H x W x 4 (docs/design.md encoding: xyz in [0, 1], occupancy in
   channel 3, background exactly 0), or None for unlabeled (hand-drawn) images.
 
 ``KEY.json`` (UTF-8, sorted keys) holds::
@@ -12,8 +12,15 @@ character. Arrays at the boundary:
     {"schema": "conr-clip/1", "key": ..., "character_id": ..., "clip_id": ..., "split": "train"|"val",
      "n_images": N, "labelled": bool (every image has a UDP),
      "images": [{"index": i, "pose_id": str, "view": {...}, "camera": {...}, "source": str,
-                 "height": H, "width": W, "udp": bool}, ...],
+                 "height": H, "width": W, "udp": bool, **labels}, ...],
      "meta": {...}}
+
+Rendered images add their skeleton labels (:func:`conrdata.render.labels.image_labels`):
+``joints`` {humanoid bone: [x, y, z]} (posed bone heads, world metres, the camera record's
+frame), ``keypoints`` {humanoid bone: [u, v, visible]} (pixels, the camera's image frame, row 0
+at the top; visible 1/0 from the depth test), ``coco17`` {COCO name: [u, v, visible]} and
+``torn_share`` (share of foreground UDP pixels that disagree with the skeleton). Drawn images
+have none of them; shards written before labels existed lack them.
 """
 
 from __future__ import annotations
@@ -33,6 +40,8 @@ class ClipImage:
 
     ``view`` and ``camera`` are JSON-able dicts (numpy values are converted when written);
     ``source`` says where the image came from (e.g. "synth:<mesh file>", "drawn:<file>").
+    ``labels``: JSON-able fields merged into the image's record (``joints``, ``keypoints``,
+    ``coco17``, ``torn_share`` for rendered images; see the module docstring).
     """
 
     rgba: np.ndarray
@@ -41,6 +50,7 @@ class ClipImage:
     view: dict = field(default_factory=dict)
     camera: dict = field(default_factory=dict)
     source: str = ""
+    labels: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -96,7 +106,7 @@ def clip_record(clip: Clip, key: str, split: str) -> dict:
     for i, im in enumerate(clip.images):
         h, w = np.asarray(im.rgba).shape[:2]
         images.append(
-            {
+            to_jsonable(im.labels or {}) | {
                 "index": i,
                 "pose_id": str(im.pose_id),
                 "view": to_jsonable(im.view or {}),

@@ -1,4 +1,4 @@
-"""The per-character train/val split of DESIGN.md.
+"""The per-character train/val split of docs/design.md.
 
 A character is in "val" when the sha256 of its id, read as an integer, is 0
 mod 16 (about 1/16 of the characters), unless pinned. Splitting is by

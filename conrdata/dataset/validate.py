@@ -18,7 +18,12 @@ duplicate-key       the same key occurs twice
 checksum            a shard's bytes or sha256 differ from shards.parquet
 manifest            the manifests and the shards disagree (missing/unlisted shard or clip, counts)
 split-leak          a character appears in both splits, or a clip sits in the other split's shard
+bad-labels          an image's ``joints``/``keypoints``/``coco17``/``torn_share`` are malformed
 ==================  ==========================================================================
+
+Skeleton labels: every labelled (UDP-carrying) image should record ``joints`` and ``keypoints``;
+one that lacks them (a shard written before labels existed) is a *warning*, not a problem. The
+report also gathers every image's ``torn_share`` (see :meth:`ValidationReport.torn_summary`).
 """
 
 from __future__ import annotations
@@ -32,7 +37,13 @@ from pathlib import Path
 
 import numpy as np
 
-from conrdata.dataset.manifests import MANIFEST_DIR, SHARD_DIR, read_manifest
+from conrdata.dataset.manifests import (
+    MANIFEST_DIR,
+    SHARD_DIR,
+    label_columns,
+    read_dataset_info,
+    read_manifest,
+)
 from conrdata.dataset.reader import ReadStats, iter_raw_samples
 from conrdata.dataset.resplit import character_leaks
 from conrdata.dataset.wds import SampleError, decode_sample
@@ -54,7 +65,9 @@ KINDS = (
     "checksum",
     "manifest",
     "split-leak",
+    "bad-labels",
 )
+DEFAULT_MAX_TORN = 0.02  # synth's default gate, for datasets that do not record theirs
 
 
 @dataclass
@@ -75,6 +88,10 @@ class ValidationReport:
     clips: int = 0
     images: int = 0
     problems: list[Problem] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    images_without_joints: int = 0
+    torn_shares: list[float] = field(default_factory=list)
+    max_torn: float = DEFAULT_MAX_TORN
 
     @property
     def ok(self) -> bool:
@@ -86,6 +103,49 @@ class ValidationReport:
     def add(self, shard: str, key: str, kind: str, message: str) -> None:
         assert kind in KINDS, kind
         self.problems.append(Problem(shard, key, kind, message))
+
+    def torn_summary(self) -> dict:
+        """Distribution of the images' torn shares: measured images, mean, max, count over ``max_torn``."""
+        return torn_distribution(self.torn_shares, self.max_torn)
+
+
+def torn_distribution(shares: list[float], threshold: float) -> dict:
+    """{"images", "mean", "max", "over_threshold", "threshold"} of torn shares (mean/max None if none)."""
+    values = np.asarray([v for v in shares if v is not None], np.float64)
+    return {
+        "images": int(len(values)),
+        "mean": float(values.mean()) if len(values) else None,
+        "max": float(values.max()) if len(values) else None,
+        "over_threshold": int((values > threshold).sum()),
+        "threshold": float(threshold),
+    }
+
+
+def _number_list(value, n: int, last_int: bool = False) -> bool:
+    if not isinstance(value, list) or len(value) != n:
+        return False
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) and np.isfinite(v) for v in value):
+        return False
+    return not last_int or value[-1] in (0, 1)
+
+
+def check_image_labels(image: dict) -> list[str]:
+    """What is malformed in one image entry's skeleton labels (missing fields are not checked here)."""
+    out = []
+    for name, n, last_int in (("joints", 3, False), ("keypoints", 3, True), ("coco17", 3, True)):
+        value = image.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, dict) or not all(_number_list(v, n, last_int) for v in value.values()):
+            tail = " ending in 0 or 1" if last_int else ""
+            out.append(f"{name} must map names to {n} finite numbers{tail}")
+    if "joints" in image and "keypoints" in image and isinstance(image["joints"], dict) \
+            and isinstance(image["keypoints"], dict) and set(image["joints"]) != set(image["keypoints"]):
+        out.append("joints and keypoints name different bones")
+    share = image.get("torn_share")
+    if share is not None and not (isinstance(share, int | float) and 0.0 <= share <= 1.0):
+        out.append(f"torn_share must be a number in [0, 1], got {share!r}")
+    return out
 
 
 def check_udp_values(
@@ -135,6 +195,7 @@ def validate(
     if not root.is_dir():
         raise UserError("not a dataset folder", root)
     has_manifests = (root / MANIFEST_DIR / "shards.parquet").exists()
+    report.max_torn = _dataset_max_torn(root) if has_manifests else DEFAULT_MAX_TORN
     shard_dir = root / SHARD_DIR if (root / SHARD_DIR).is_dir() else root
     on_disk = sorted(p.name for p in shard_dir.glob("*.tar"))
     listed: dict[str, dict] = {}
@@ -182,6 +243,7 @@ def validate(
             report.clips += 1
             report.images += len(clip)
             images += len(clip)
+            _check_labels(report, name, key, clip.meta.get("images", []))
             if values:
                 for i, (rgba, udp) in enumerate(zip(clip.rgba, clip.udp)):
                     if udp is not None:
@@ -210,6 +272,10 @@ def validate(
                 report.add(
                     name, "", "manifest", f"shards.parquet says {row['images']} images, shard has {images}"
                 )
+    if report.images_without_joints:
+        report.warnings.append(
+            f"{report.images_without_joints} labelled image(s) carry no joints/keypoints "
+            "(written before skeleton labels were recorded; rerun synth to add them)")
     if has_manifests:
         for key, r in clips_by_key.items():
             if r["shard"] not in on_disk and r["shard"] not in listed:
@@ -217,6 +283,28 @@ def validate(
         for cid, splits in sorted(character_leaks(list(clips_by_key.values()), characters).items()):
             report.add(MANIFEST_DIR, cid, "split-leak", f"character is in both splits {sorted(splits)}")
     return report
+
+
+def _dataset_max_torn(root: Path) -> float:
+    """The label gate the dataset was synthesized with (dataset.json), else synth's default."""
+    try:
+        value = read_dataset_info(root).get("metadata", {}).get("synth", {}).get("max_torn")
+    except FormatError:
+        value = None
+    return float(value) if isinstance(value, int | float) else DEFAULT_MAX_TORN
+
+
+def _check_labels(report: ValidationReport, shard: str, key: str, images: list) -> None:
+    for i, im in enumerate(images):
+        if not isinstance(im, dict):
+            continue
+        if im.get("udp") and not ("joints" in im and "keypoints" in im):
+            report.images_without_joints += 1
+        for msg in check_image_labels(im):
+            report.add(shard, key, "bad-labels", f"image {i:02d}: {msg}")
+        share = im.get("torn_share")
+        if isinstance(share, int | float) and not isinstance(share, bool):
+            report.torn_shares.append(float(share))
 
 
 def _check_clip_row(report: ValidationReport, shard: str, clip, row: dict | None, char_split: dict) -> None:
@@ -237,6 +325,10 @@ def _check_clip_row(report: ValidationReport, shard: str, clip, row: dict | None
         problems.append(f"clips.parquet says split {row['split']!r}, KEY.json {clip.split!r}")
     if clip.character_id not in char_split:
         problems.append("character is not in characters.parquet")
+    if row.get("torn_share_max") is not None:
+        expected = label_columns(clip.meta)["torn_share_max"]
+        if expected is None or abs(expected - row["torn_share_max"]) > 1e-9:
+            problems.append(f"clips.parquet says torn_share_max {row['torn_share_max']}, KEY.json {expected}")
     for p in problems:
         report.add(shard, key, "manifest", p)
 
@@ -250,6 +342,9 @@ def report_json(report: ValidationReport) -> str:
             "images": report.images,
             "problems": [p.__dict__ for p in report.problems],
             "kinds": dict(report.kinds()),
+            "warnings": report.warnings,
+            "images_without_joints": report.images_without_joints,
+            "torn_share": report.torn_summary(),
         },
         indent=1,
     )

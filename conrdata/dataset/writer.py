@@ -17,24 +17,26 @@ import hashlib
 import json
 import logging
 import os
-import re
 from pathlib import Path
 
 import numpy as np
 
 from conrdata.dataset.codec import encode_rgba, encode_udp
+from conrdata.dataset.journal import finish_pending_split
 from conrdata.dataset.keys import clip_key, image_member, json_member, split_member
+from conrdata.dataset.layout import ORPHAN_SUFFIX, SHARD_RE, next_shard_indices, shard_name
 from conrdata.dataset.manifests import (
     MANIFEST_DIR,
     SHARD_DIR,
     DatasetLock,
+    label_columns,
     read_dataset_info,
     read_manifest,
     write_dataset_info,
     write_manifests,
 )
 from conrdata.dataset.schema import SCHEMA, Clip, clip_record, dump_record
-from conrdata.dataset.split import SPLITS, split_of
+from conrdata.dataset.split import split_of
 from conrdata.dataset.tario import (
     BLOCK,
     RECORD,
@@ -47,14 +49,9 @@ from conrdata.errors import UserError
 
 log = logging.getLogger(__name__)
 
-SHARD_RE = re.compile(r"^(train|val)-(\d{6})\.tar$")
 DEFAULT_MAX_SHARD_BYTES = 1 << 30
 DEFAULT_MAX_SHARD_CLIPS = 1000
 MAX_IMAGES_PER_CLIP = 100
-
-
-def shard_name(split: str, index: int) -> str:
-    return f"{split}-{index:06d}.tar"
 
 
 def encode_clip(clip: Clip, split: str, udp_codec: str = "zlib") -> tuple[str, list[tuple[str, bytes]], dict]:
@@ -101,6 +98,7 @@ def scan_shard(path: Path) -> list[dict]:
                 n_labelled=n_lab,
                 labelled=n_lab == len(rec["images"]) > 0,
                 split=rec["split"],
+                **label_columns(rec),
             )
     for row in rows.values():
         if "character" not in row:
@@ -190,8 +188,6 @@ class DatasetWriter:
         write_dataset_info(self.out_dir, info)
 
     def _load_state(self) -> None:
-        from conrdata.dataset.resplit import finish_pending_split
-
         finish_pending_split(self.out_dir)
         for tmp in self.shard_dir.glob(".*.tmp"):
             log.warning("removing unfinished shard %s from an interrupted run", tmp.name)
@@ -244,16 +240,13 @@ class DatasetWriter:
         self._shards = shards
         self._clips = clips
         self._keys = set(clips)
-        self._next_index = {s: int((self._shard_start or {}).get(s, 0)) for s in SPLITS}
-        for name in list(shards) + [p.name for p in self.shard_dir.iterdir()]:
-            m = SHARD_RE.match(name.split(".orphan")[0])
-            if m:
-                self._next_index[m.group(1)] = max(self._next_index[m.group(1)], int(m.group(2)) + 1)
+        self._next_index = next_shard_indices([*shards, *(p.name for p in self.shard_dir.iterdir())],
+                                              self._shard_start)
         if changed:
             self._write_manifests()
 
     def _quarantine(self, path: Path, reason: str) -> None:
-        target = path.with_name(path.name + ".orphan")
+        target = path.with_name(path.name + ORPHAN_SUFFIX)
         log.warning("moving shard %s aside to %s: %s", path.name, target.name, reason)
         os.replace(path, target)
 
@@ -353,6 +346,7 @@ class DatasetWriter:
                 "split": split,
                 "offset": offset,
                 "bytes": size,
+                **label_columns(record),
             }
         )
         shard.images += n_images

@@ -22,8 +22,17 @@ What is read
 - Humanoid map: VRM 0.x ``VRM.humanoid.humanBones`` (list) or VRM 1.0
   ``VRMC_vrm.humanoid.humanBones`` (dict); otherwise bone names that are VRM
   humanoid names, then :func:`conrdata.bonemaps.map_bone_names` (Mixamo, MMD, ...).
+  What names leave open (topology, stand-ins, one-bone limbs, re-attached bones, a
+  user's bone map) is :func:`conrdata.humanoid_infer.resolve_humanoid`'s job, which
+  ``convert`` runs after reading.
 - VRM 0.x faces -Z: the model is turned 180 degrees about +Y to face +Z.
 - Licence fields of VRM meta (or glTF ``asset.copyright``) go to ``meta["licence"]``.
+- VRM 1.0 node constraints (``VRMC_node_constraint`` on bone nodes: roll, aim,
+  rotation) go to ``meta["vrm_constraints"]``: ``{"bone", "source", "kind", "weight",
+  "axis", "rest_offset"}`` with bone indices, ``axis`` the roll / aim axis as a
+  world direction at bind (project frame) and ``rest_offset`` the quaternion
+  (x, y, z, w) G_dst_rest G_src_rest^-1 of the two nodes' rest world rotations;
+  :mod:`conrdata.poses.evaluate` plays them.
 
 Ignored, with a warning in ``rig.warnings``: morph targets, extra UV sets,
 non-triangle primitives (points, lines), KHR_texture_transform.
@@ -539,11 +548,59 @@ class _RigReader:
             },
             warnings=list(dict.fromkeys(self.warnings)),
         )
+        constraints = self.node_constraints()
+        if constraints:
+            rig.meta["vrm_constraints"] = constraints
         try:
             rig.check()
         except ValueError as err:
             raise self.fail(f"inconsistent model ({err})") from None
         return rig
+
+
+    _AXES = {"X": (1.0, 0.0, 0.0), "Y": (0.0, 1.0, 0.0), "Z": (0.0, 0.0, 1.0)}
+
+    def node_constraints(self) -> list[dict]:
+        """``VRMC_node_constraint`` of bone nodes (see the module docstring); malformed ones are warned."""
+        out = []
+        for node, b in self.bone_of_node.items():
+            ext = (self.doc.item("nodes", node).get("extensions") or {}).get("VRMC_node_constraint")
+            if not isinstance(ext, dict) or not isinstance(ext.get("constraint"), dict):
+                continue
+            for kind, c in ext["constraint"].items():
+                src = c.get("source") if isinstance(c, dict) else None
+                if kind not in ("roll", "aim", "rotation") or src not in self.bone_of_node:
+                    self.warnings.append(f"node constraint {kind!r} on {self.bone_names[b]} ignored "
+                                         "(unknown kind or its source is not a bone)")
+                    continue
+                axis_name = str(c.get("rollAxis" if kind == "roll" else "aimAxis", "X"))
+                sign = -1.0 if axis_name.startswith("Negative") else 1.0
+                letter = axis_name.replace("Positive", "").replace("Negative", "")
+                local_axis = sign * np.asarray(self._AXES.get(letter, (1.0, 0.0, 0.0)))
+                rd, rs = _rotation_part(self.world[node]), _rotation_part(self.world[src])
+                axis = rd @ local_axis
+                offset = rd @ rs.T
+                if self.vrm0 is not None:  # the model is turned to face +Z: turn directions with it
+                    turn = np.diag([-1.0, 1.0, -1.0])
+                    axis, offset = turn @ axis, turn @ offset @ turn
+                weight = float(c.get("weight", 1.0))
+                out.append({"bone": int(b), "source": int(self.bone_of_node[src]), "kind": kind,
+                            "weight": min(max(weight, 0.0), 1.0) if np.isfinite(weight) else 1.0,
+                            "axis": [float(x) for x in axis], "rest_offset": _matrix_quat(offset)})
+        return out
+
+
+def _rotation_part(m: np.ndarray) -> np.ndarray:
+    """The rotation of a 4x4 node matrix (scale removed by the polar decomposition)."""
+    u, _, vt = np.linalg.svd(m[:3, :3])
+    r = u @ vt
+    return r if np.linalg.det(r) > 0 else u @ np.diag([1.0, 1.0, -1.0]) @ vt
+
+
+def _matrix_quat(m: np.ndarray) -> list[float]:
+    from conrdata.poses.quat import quat_from_matrix  # lazy: the formats package does not need poses
+
+    return [float(x) for x in quat_from_matrix(m)]
 
 
 def _face_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:

@@ -5,13 +5,16 @@ Vertices carry two bones and the first bone's weight as 0..100; materials carry
 a 20-byte texture field that may combine a colour texture and a sphere map as
 ``"a.png*sphere.spa"`` (the .sph/.spa part is ignored). Bones have a type byte:
 2 = IK, 5 = rotation-influenced (copies the rotation of the bone in its "IK"
-field), 9 = rotation-linked (copies it times ``tail / 100``); 5 and 9 go to
+field), 9 = rotation-linked (copies the rotation of the bone in its tail field times
+``ik / 100``); 5 and 9 go to
 ``rig.meta["mmd"]["inherit"]`` like PMX inherit bones. The IK list gives target,
 links (effector's parent first), iterations and the per-iteration limit
 (PMD stores it divided by 4). PMD has no IK angle limits in the file; like MMD
 itself, links whose name contains ``ひざ`` (knee) get the knee limit. Morphs and
 display lists are validated and skipped; the optional English extension gives
-English bone names; toon textures, rigid bodies and joints are ignored.
+English bone names; toon texture names are skipped; rigid bodies (bone, group,
+mode) and joints (the two bodies) are read as in PMX, for the pose evaluator's
+physics bones. A truncated physics section is dropped with a warning.
 
 Frame, units and the conversion to the project frame are the same as PMX
 (see :mod:`conrdata.formats.pmx`): ``0.08 * (x, y, -z)``, winding flipped.
@@ -32,8 +35,10 @@ from conrdata.formats.pmx import (
     BONE_TRANSLATABLE,
     MMDIK,
     MMDBone,
+    MMDJoint,
     MMDMaterial,
     MMDModel,
+    MMDRigidBody,
     build_rig,
     read_file_bytes,
 )
@@ -131,7 +136,8 @@ def parse_pmd(data: bytes, path: str | os.PathLike | None = None) -> MMDModel:
                 r.pos = start
                 names_en = [""] * nbones
                 warns.append("truncated English name section ignored")
-    # Toon texture names, rigid bodies and joints follow; they are not needed.
+    # Toon texture names (skipped), then rigid bodies and joints.
+    rigid_bodies, joints = _read_physics(r, nbones, warns)
 
     bones = []
     for b, rec in enumerate(bone_rec):
@@ -145,12 +151,17 @@ def parse_pmd(data: bytes, path: str | os.PathLike | None = None) -> MMDModel:
         )
         if btype in (1, 2):  # rotate+move, IK
             bone.flags |= BONE_TRANSLATABLE
-        if btype in (5, 9):
+        if btype == 5:
             bone.flags |= BONE_INHERIT_ROTATION
             bone.inherit_source = int(rec["ik"])
-            bone.inherit_weight = 1.0 if btype == 5 else tail / 100.0
-            if btype == 9:
-                bone.tail_bone = -1
+            bone.inherit_weight = 1.0
+        elif btype == 9:
+            # Rotation-linked (twist helpers 腕捩1..3): the tail field names the source bone and the
+            # IK field holds the percentage (mei.pmd: 右腕捩1 -> tail 右腕捩, ik 25).
+            bone.flags = (bone.flags & ~BONE_TAIL_IS_BONE) | BONE_INHERIT_ROTATION
+            bone.inherit_source = tail
+            bone.inherit_weight = int(rec["ik"]) / 100.0
+            bone.tail_bone = -1
         bones.append(bone)
     for ik_bone, ik in iks:
         if ik_bone >= nbones:
@@ -194,7 +205,41 @@ def parse_pmd(data: bytes, path: str | os.PathLike | None = None) -> MMDModel:
         format="pmd", version=1.0, positions=positions, normals=normals, uvs=uvs,
         bone_indices=bone_idx, bone_weights=bone_w, indices=indices, textures=textures,
         materials=materials, bones=bones, meta=meta, warnings=warns,
+        rigid_bodies=rigid_bodies, joints=joints,
     )
+
+
+_RIGID_SIZE = 83  # name 20, bone u16, group u8, mask u16, shape u8, 9 floats geometry, 5 floats, mode u8
+_JOINT_SIZE = 124  # name 20, bodies 2 x u32, 24 floats
+
+
+def _read_physics(r: BinReader, nbones: int, warns: list[str]) -> tuple[list, list]:
+    """Rigid bodies and joints after the toon names; ([], []) when the file ends before them."""
+    if r.remaining < 1000 + 4:
+        return [], []
+    start = r.pos
+    try:
+        r.skip(1000, "toon texture names")
+        bodies = []
+        for _ in range(r.count(_RIGID_SIZE, "rigid bodies", size=4, signed=False)):
+            name = r.fixed_text(20, _ENC, "rigid body name")
+            bone = r.u16("rigid body bone")
+            group = r.u8("rigid body group")
+            r.skip(2 + 1 + 36 + 20, "rigid body")
+            mode = r.u8("rigid body mode")
+            bodies.append(MMDRigidBody(name, -1 if bone >= nbones else bone, mode, group))
+        joints = []
+        if r.remaining:
+            for _ in range(r.count(_JOINT_SIZE, "joints", size=4, signed=False)):
+                name = r.fixed_text(20, _ENC, "joint name")
+                a, b = r.u32("joint body A"), r.u32("joint body B")
+                r.skip(96, "joint")
+                joints.append(MMDJoint(name, a, b))
+    except FormatError:
+        r.pos = start
+        warns.append("truncated rigid body / joint section ignored")
+        return [], []
+    return bodies, joints
 
 
 def read_pmd(path: str | os.PathLike) -> Rig:

@@ -14,17 +14,22 @@ What is read: header globals (text encoding, additional UVs, index sizes; 1- and
 vertices (BDEF1/2/4; SDEF read as BDEF2 and QDEF as BDEF4; weights renormalised),
 faces, textures, materials (diffuse RGBA, texture, double-sided flag 0x01; alpha
 < 1 or a texture with transparent texels -> BLEND; sphere and toon maps ignored),
-bones (parents reordered parent-first, tails, inherit, fixed/local axes, IK with
-angle limits -> :class:`~conrdata.rig.IKChain`). Morphs, display frames, rigid
-bodies and joints are parsed only to validate and count them; PMX 2.1 soft
-bodies are ignored.
+bones (parents reordered parent-first, tails, inherit, fixed/local axes, deform
+layer and after-physics flag, IK with angle limits -> :class:`~conrdata.rig.IKChain`),
+rigid bodies and joints (which bone each body moves, its mode, which bodies each
+joint links; shapes and spring parameters are not kept). Morphs and display frames
+are parsed only to validate and count them; PMX 2.1 soft bodies are ignored.
 
 MMD-specific bone data with no place in the Rig goes to ``rig.meta["mmd"]``
 (JSON-friendly lists, indices already in the rig's bone order, positions in
 project metres, directions in the project frame): ``bone_names_en``,
 ``bone_flags``, ``tails`` ([x, y, z] or None), ``inherit``
 (``{"bone", "source", "weight", "rotation", "translation"}``), ``folded``,
-``fixed_axes`` (twist bones; [x, y, z] or None), ``local_axes`` ([X, Z] or None).
+``fixed_axes`` (twist bones; [x, y, z] or None), ``local_axes`` ([X, Z] or None),
+``layers`` (deform layer per bone, int), ``rigid_bodies`` (``{"name", "bone", "mode",
+"group"}``; bone -1 for none; mode 0 follows its bone, 1 is simulated, 2 is simulated with
+the bone's position kept) and ``joints`` (``{"name", "a", "b"}`` indices into
+``rigid_bodies``). :mod:`conrdata.poses.evaluate` plays all of these.
 
 Inheritance: MMD skins legs to "D" bones (足D, ひざD, 足首D) that copy the
 rotation of the bones motions drive. Where such a copy is exact (weight 1, same
@@ -65,6 +70,7 @@ BONE_INHERIT_ROTATION = 0x0100
 BONE_INHERIT_TRANSLATION = 0x0200
 BONE_FIXED_AXIS = 0x0400
 BONE_LOCAL_AXIS = 0x0800
+BONE_AFTER_PHYSICS = 0x1000
 BONE_EXTERNAL_PARENT = 0x2000
 
 MATERIAL_DOUBLE_SIDED = 0x01
@@ -100,6 +106,26 @@ class MMDBone:
     local_x: tuple | None = None
     local_z: tuple | None = None
     ik: MMDIK | None = None
+    layer: int = 0
+
+
+@dataclass
+class MMDRigidBody:
+    """A rigid body: the bone it moves (file index, -1 for none), its physics mode and collision group."""
+
+    name: str
+    bone: int
+    mode: int
+    group: int = 0
+
+
+@dataclass
+class MMDJoint:
+    """A joint between rigid bodies ``a`` and ``b`` (indices into the model's rigid bodies)."""
+
+    name: str
+    a: int
+    b: int
 
 
 @dataclass
@@ -129,6 +155,8 @@ class MMDModel:
     bones: list[MMDBone]
     meta: dict = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    rigid_bodies: list[MMDRigidBody] = field(default_factory=list)
+    joints: list[MMDJoint] = field(default_factory=list)
 
 
 # --------------------------------------------------------------------------- PMX parsing
@@ -264,9 +292,9 @@ def parse_pmx(data: bytes, path: str | os.PathLike | None = None) -> MMDModel:
         name, name_en = text("bone name"), text("bone English name")
         position = r.floats(3, "bone position")
         parent = r.int_of_size(bsize, True, "parent bone index")
-        r.i32("bone layer")
+        layer = r.i32("bone layer")
         flags = r.u16("bone flags")
-        bone = MMDBone(name, name_en, position, parent, flags)
+        bone = MMDBone(name, name_en, position, parent, flags, layer=layer)
         if flags & BONE_TAIL_IS_BONE:
             bone.tail_bone = r.int_of_size(bsize, True, "tail bone index")
         else:
@@ -301,8 +329,10 @@ def parse_pmx(data: bytes, path: str | os.PathLike | None = None) -> MMDModel:
     # Sections parsed only to validate and count them ----------------------------------------------
     meta["morphs"] = _skip_morphs(r, version, vsize, bsize, msize, morph_size, rsize, text)
     meta["display_frames"] = _skip_display_frames(r, bsize, morph_size, text)
-    meta["rigid_bodies"] = _skip_rigid_bodies(r, bsize, text)
-    meta["joints"] = _skip_joints(r, rsize, text)
+    rigid_bodies = _read_rigid_bodies(r, bsize, text)
+    joints = _read_joints(r, rsize, text)
+    meta["rigid_bodies"] = len(rigid_bodies)
+    meta["joints"] = len(joints)
     if not r.at_end():
         if version >= 2.1:
             model_warnings.append("PMX 2.1 soft bodies ignored")
@@ -314,6 +344,7 @@ def parse_pmx(data: bytes, path: str | os.PathLike | None = None) -> MMDModel:
         format="pmx", version=version, positions=va[:, 0:3], normals=va[:, 3:6], uvs=va[:, 6:8],
         bone_indices=bone_idx, bone_weights=jw[:, 4:8], indices=indices, textures=textures,
         materials=materials, bones=bones, meta=meta, warnings=model_warnings,
+        rigid_bodies=rigid_bodies, joints=joints,
     )
 
 
@@ -356,24 +387,33 @@ def _skip_display_frames(r: BinReader, bsize, morph_size, text) -> int:
     return n
 
 
-def _skip_rigid_bodies(r: BinReader, bsize, text) -> int:
-    size = bsize + 1 + 2 + 1 + 36 + 20 + 1
-    n = r.count(8 + size, "rigid bodies")
+def _read_rigid_bodies(r: BinReader, bsize, text) -> list[MMDRigidBody]:
+    rest = 2 + 1 + 36 + 20  # collision mask, shape, size/position/rotation, mass and four coefficients
+    n = r.count(8 + bsize + 1 + rest + 1, "rigid bodies")
+    out = []
     for _ in range(n):
-        text("rigid body name")
+        name = text("rigid body name")
         text("rigid body English name")
-        r.skip(size, "rigid body")
-    return n
+        bone = r.int_of_size(bsize, True, "rigid body bone index")
+        group = r.u8("rigid body group")
+        r.skip(rest, "rigid body")
+        mode = r.u8("rigid body mode")
+        out.append(MMDRigidBody(name, bone, mode, group))
+    return out
 
 
-def _skip_joints(r: BinReader, rsize, text) -> int:
-    size = 1 + 2 * rsize + 96
-    n = r.count(8 + size, "joints")
+def _read_joints(r: BinReader, rsize, text) -> list[MMDJoint]:
+    n = r.count(8 + 1 + 2 * rsize + 96, "joints")
+    out = []
     for _ in range(n):
-        text("joint name")
+        name = text("joint name")
         text("joint English name")
-        r.skip(size, "joint")
-    return n
+        r.u8("joint type")
+        a = r.int_of_size(rsize, True, "joint rigid body A")
+        b = r.int_of_size(rsize, True, "joint rigid body B")
+        r.skip(96, "joint")
+        out.append(MMDJoint(name, a, b))
+    return out
 
 
 # --------------------------------------------------------------------------- textures
@@ -650,6 +690,14 @@ def build_rig(model: MMDModel, path: str | os.PathLike) -> Rig:
 
     fixed_axes = [direction(b.fixed_axis) for b in bones]
     local_axes = [None if b.local_x is None else [direction(b.local_x), direction(b.local_z)] for b in bones]
+    nbody = len(model.rigid_bodies)
+    rigid_bodies = [{"name": rb.name, "bone": new_index(rb.bone), "mode": int(rb.mode),
+                     "group": int(rb.group)} for rb in model.rigid_bodies]
+    joints_mmd = [{"name": j.name, "a": int(j.a), "b": int(j.b)} for j in model.joints
+                  if 0 <= j.a < nbody and 0 <= j.b < nbody]
+    if len(joints_mmd) != len(model.joints):
+        warns.append(f"{len(model.joints) - len(joints_mmd)} physics joints link missing rigid bodies; "
+                     "ignored")
 
     meta = dict(model.meta)
     meta.update({
@@ -665,6 +713,9 @@ def build_rig(model: MMDModel, path: str | os.PathLike) -> Rig:
             "folded": [[new_index(d), new_index(src)] for d, src in folded],
             "fixed_axes": fixed_axes,
             "local_axes": local_axes,
+            "layers": [int(b.layer) for b in bones],
+            "rigid_bodies": rigid_bodies,
+            "joints": joints_mmd,
         },
     })
 

@@ -5,16 +5,20 @@ Supported encodings: PNG, JPEG, BMP, TGA (and whatever else Pillow reads from
 bytes embedded in a glTF). Anything unreadable is a FormatError from
 :func:`decode_texture`; :func:`load_texture` turns a missing or unsupported file
 into a grey texture plus a warning, because a model with one bad texture is
-still worth converting.
+still worth converting. Texture paths written on the author's machine
+(``C:\\Users\\...\\tex\\face.png``) are looked up by their last components next to
+the model (:func:`find_texture`), with a warning.
 """
 
 from __future__ import annotations
 
 import io
 import os
+import re
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from conrdata.errors import FormatError
 
@@ -23,6 +27,8 @@ SUPPORTED_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tga")
 #: Largest texture accepted (pixels); bigger ones are refused before decoding.
 MAX_PIXELS = 8192 * 8192
 GREY = np.array([128, 128, 128, 255], np.uint8)
+#: A path that is absolute on Windows or POSIX: ``C:\\...``, ``C:/...``, ``\\\\server\\...``, ``/...``.
+_ABSOLUTE = re.compile(r"^(?:[A-Za-z]:)?[\\/]")
 
 
 def grey_texture(size: int = 4) -> np.ndarray:
@@ -36,8 +42,6 @@ def decode_texture(src: str | os.PathLike | bytes, name: str | os.PathLike | Non
     ``name`` labels ``bytes`` input in errors. Raises FormatError when the data
     is not a readable image or is absurdly large.
     """
-    from PIL import Image
-
     label = name if name is not None else ("<embedded image>" if isinstance(src, bytes) else src)
     try:
         stream = io.BytesIO(src) if isinstance(src, bytes) else open(src, "rb")
@@ -100,7 +104,7 @@ def load_texture(relative: str, base_dir: str | os.PathLike, warnings: list[str]
     if ext not in SUPPORTED_EXTENSIONS:
         _warn(warnings, f"texture {relative}: unsupported format '{ext or '(none)'}', using grey")
         return grey_texture()
-    found = find_case_insensitive(Path(base_dir) / rel)
+    found = find_texture(relative, base_dir, warnings)
     if found is None:
         _warn(warnings, f"texture {relative}: file not found, using grey")
         return grey_texture()
@@ -109,6 +113,36 @@ def load_texture(relative: str, base_dir: str | os.PathLike, warnings: list[str]
     except FormatError as err:
         _warn(warnings, f"texture {relative}: {err.message}, using grey")
         return grey_texture()
+
+
+def find_texture(path: str, base_dir: str | os.PathLike, warnings: list[str] | None = None) -> Path | None:
+    """The file a model's texture ``path`` names, from ``base_dir`` (the model's folder); None if absent.
+
+    A relative path is tried as given (case-insensitively, ``\\`` or ``/``). When that fails, or the
+    path is absolute (a location on the author's machine, ``C:\\Users\\me\\model\\tex\\face.png``),
+    its trailing components are tried next to the model, longest first (``tex/face.png``, then
+    ``face.png``); a file found that way is used with a line in ``warnings``. An absolute path is
+    never opened as such: only files under ``base_dir`` are.
+    """
+    text = str(path)
+    absolute = bool(_ABSOLUTE.match(text))
+    parts = [p for p in text.replace("\\", "/").split("/") if p not in ("", ".")]
+    if not absolute:
+        found = find_case_insensitive(Path(base_dir).joinpath(*parts)) if parts else None
+        if found is not None:
+            return found
+    if absolute and parts and re.fullmatch(r"[A-Za-z]:", parts[0]):
+        parts = parts[1:]
+    for k in range(len(parts) - (0 if absolute else 1), 0, -1):
+        tail = parts[len(parts) - k:]
+        if ".." in tail:
+            continue
+        found = find_case_insensitive(Path(base_dir).joinpath(*tail))
+        if found is not None:
+            why = "absolute path on another machine" if absolute else "not at that path"
+            _warn(warnings, f"texture {text}: {why}; using {'/'.join(tail)} next to the model")
+            return found
+    return None
 
 
 def _warn(warnings: list[str] | None, message: str) -> None:

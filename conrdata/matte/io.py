@@ -1,10 +1,8 @@
-"""Safe image reading and writing for matting.
+"""Image reading and writing for matting.
 
-- A decompression-bomb guard: the pixel count is read from the header and
-  checked against ``max_pixels`` before any pixel is decoded.
-- Truncated, corrupt or unsupported files raise :class:`~conrdata.errors.FormatError`
-  naming the file, never a PIL traceback.
-- EXIF orientation is applied; palette, grey, 16-bit and CMYK images become RGB(A).
+- Images are read by the project's one guarded reader, :func:`conrdata.imageio.read_image`
+  (decompression-bomb and size guards, one-line errors naming the file, EXIF orientation),
+  re-exported here with its names.
 - Hint masks: ``NAME.hint.png`` next to ``NAME.<ext>`` (or in a hints folder,
   same relative path). White (>= 192) marks sure foreground, black (<= 63) sure
   background, mid grey or transparent pixels carry no hint.
@@ -15,31 +13,35 @@
 from __future__ import annotations
 
 import os
-import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
 from conrdata.errors import FormatError
+from conrdata.imageio import (
+    DEFAULT_MAX_PIXELS,
+    IMAGE_SUFFIXES,
+    LoadedImage,
+    check_pixel_count,
+    read_image,
+)
 
-DEFAULT_MAX_PIXELS = 100_000_000
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
+__all__ = [
+    "DEFAULT_MAX_PIXELS",
+    "HINT_SUFFIX",
+    "IMAGE_SUFFIXES",
+    "LoadedImage",
+    "check_pixel_count",
+    "hint_path_for",
+    "is_hint_file",
+    "is_image_file",
+    "read_hint",
+    "read_image",
+    "write_rgba_png",
+]
+
 HINT_SUFFIX = ".hint.png"
-
-
-@dataclass
-class LoadedImage:
-    """``rgb`` (H, W, 3) uint8; ``alpha`` (H, W) uint8 or None when the file has no alpha channel."""
-
-    rgb: np.ndarray
-    alpha: np.ndarray | None
-    path: Path
-
-    @property
-    def has_transparency(self) -> bool:
-        return self.alpha is not None and bool((self.alpha < 250).any())
 
 
 def is_hint_file(path: str | os.PathLike) -> bool:
@@ -49,62 +51,6 @@ def is_hint_file(path: str | os.PathLike) -> bool:
 def is_image_file(path: str | os.PathLike) -> bool:
     p = Path(path)
     return p.suffix.lower() in IMAGE_SUFFIXES and not is_hint_file(p) and not p.name.startswith(".")
-
-
-def _open_checked(path: Path, max_pixels: int) -> Image.Image:
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            im = Image.open(path)
-    except FileNotFoundError:
-        raise FormatError("file not found", path) from None
-    except Image.DecompressionBombError as err:
-        raise FormatError(f"refused, decompression bomb guard: {err}", path) from None
-    except Image.UnidentifiedImageError:
-        raise FormatError("not an image in a format Pillow can read", path) from None
-    except (OSError, SyntaxError, ValueError) as err:
-        raise FormatError(f"not a readable image ({type(err).__name__}: {err})", path) from None
-    w, h = im.size
-    if w * h > max_pixels:
-        im.close()
-        raise FormatError(
-            f"image is {w}x{h} = {w * h} pixels, over the limit of {max_pixels} "
-            f"(raise --max-pixels if this is intended)",
-            path,
-        )
-    if w < 1 or h < 1:
-        im.close()
-        raise FormatError("image has no pixels", path)
-    return im
-
-
-def _decode(im: Image.Image, path: Path) -> Image.Image:
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            im.load()
-            return ImageOps.exif_transpose(im)
-    except Image.DecompressionBombError as err:
-        raise FormatError(f"refused, decompression bomb guard: {err}", path) from None
-    except (OSError, SyntaxError, ValueError, EOFError) as err:
-        raise FormatError(f"truncated or corrupt image ({type(err).__name__}: {err})", path) from None
-
-
-def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
-    """Read any common image as RGB plus optional alpha; raises FormatError with the path on failure."""
-    path = Path(path)
-    im = _open_checked(path, max_pixels)
-    with im:
-        im = _decode(im, path)
-        has_alpha = im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info)
-        if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-            arr = np.asarray(im, np.float64)
-            scale = 255.0 / 65535.0 if arr.max() > 255 else 1.0
-            im = Image.fromarray(np.clip(arr * scale, 0, 255).astype(np.uint8), "L")
-        rgba = np.asarray(im.convert("RGBA" if has_alpha else "RGB"))
-    rgb = np.ascontiguousarray(rgba[..., :3])
-    alpha = np.ascontiguousarray(rgba[..., 3]) if has_alpha else None
-    return LoadedImage(rgb, alpha, path)
 
 
 def hint_path_for(

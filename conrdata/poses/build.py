@@ -21,6 +21,7 @@ def motion_library(path: str | os.PathLike, rig: Rig | None = None, fps: float =
     """One motion file -> library, by extension. UserError/FormatError for bad or unsupported files."""
     path = Path(path)
     ext = path.suffix.lower()
+    warns: list[str] = []  # what the reader tolerated in the file
     if ext == ".vmd":
         from conrdata.poses.mmd import vmd_to_library
         from conrdata.poses.vmd import read_vmd
@@ -28,12 +29,15 @@ def motion_library(path: str | os.PathLike, rig: Rig | None = None, fps: float =
         motion = read_vmd(path)
         if not motion.tracks:
             raise UserError("VMD has no bone keyframes (a camera or facial motion?)", path)
+        warns = list(motion.warnings)
         lib = vmd_to_library(motion, rig, fps=fps, max_poses=max_poses, name=path.stem)
     elif ext == ".bvh":
         from conrdata.poses.bvh import read_bvh
         from conrdata.poses.retarget import bvh_to_library
 
-        lib = bvh_to_library(read_bvh(path), rig, fps=fps, max_poses=max_poses, name=path.stem)
+        bvh = read_bvh(path)
+        warns = list(bvh.warnings)
+        lib = bvh_to_library(bvh, rig, fps=fps, max_poses=max_poses, name=path.stem)
     elif ext in (".glb", ".gltf", ".vrm", ".vrma"):
         from conrdata.poses.gltf_anim import gltf_to_library
 
@@ -42,6 +46,8 @@ def motion_library(path: str | os.PathLike, rig: Rig | None = None, fps: float =
         known = ", ".join(MOTION_EXTENSIONS)
         raise UserError(f"unsupported motion format {ext!r} (supported: {known})", path)
     lib.meta.setdefault("files", [str(path)])
+    if warns:
+        lib.meta["warnings"] = warns
     return lib
 
 
@@ -60,6 +66,7 @@ class BuildReport:
     sources: dict[str, int] = field(default_factory=dict)  # file -> poses taken
     skipped: dict[str, str] = field(default_factory=dict)  # file -> reason
     missing_bones: dict[str, list[str]] = field(default_factory=dict)
+    warnings: dict[str, list[str]] = field(default_factory=dict)  # file -> what its reader tolerated
     sampled: int = 0
 
 
@@ -92,6 +99,8 @@ def build_library(
         missing = lib.meta.get("missing_bones")
         if missing:
             report.missing_bones[str(f)] = list(missing)
+        if lib.meta.get("warnings"):
+            report.warnings[str(f)] = list(lib.meta["warnings"])
     motion_lib = PoseLibrary.concatenate(libs) if libs else None
     if motion_lib is not None and max_poses is not None and len(motion_lib) > max_poses:
         keep = np.unique(np.linspace(0, len(motion_lib) - 1, max_poses).round().astype(int))
@@ -103,7 +112,7 @@ def build_library(
         parts.append(sample_poses(sample, seed, rig))
         report.sampled = sample
     meta = {"sources": report.sources, "skipped": report.skipped, "fps": fps, "seed": seed,
-            "sampled": sample, "missing_bones": report.missing_bones}
+            "sampled": sample, "missing_bones": report.missing_bones, "warnings": report.warnings}
     if rig is not None:
         meta["character"] = str(rig.meta.get("source", ""))
     lib = PoseLibrary.concatenate(parts, meta=meta) if parts else empty_library(meta)

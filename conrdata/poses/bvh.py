@@ -36,7 +36,8 @@ class BvhMotion:
 
     ``offsets`` (J, 3); ``channels[j]`` names of joint j's channels; ``end_sites``
     joint index -> (3,) offset of its End Site; ``frames`` (F, C) float64 values in
-    file order (C = total channels); ``frame_time`` seconds.
+    file order (C = total channels); ``frame_time`` seconds; ``warnings`` one line per
+    thing :func:`parse_bvh` tolerated.
     """
 
     names: list[str]
@@ -46,6 +47,8 @@ class BvhMotion:
     frames: np.ndarray
     frame_time: float = 1.0 / 30.0
     end_sites: dict[int, np.ndarray] = field(default_factory=dict)
+    #: What the reader tolerated (e.g. a frame count that disagrees with the data), for the report.
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def num_frames(self) -> int:
@@ -107,7 +110,13 @@ def read_bvh(path: str | os.PathLike) -> BvhMotion:
 
 
 def parse_bvh(text: str, path: str | os.PathLike | None = None) -> BvhMotion:
-    """Parse BVH text (see the module docstring)."""
+    """Parse BVH text (see the module docstring).
+
+    Tolerated, with a line in ``warnings``: a ``Frames:`` count that disagrees with the data (every
+    whole frame is read) and a partial last frame (dropped). Tolerated silently, as they change
+    nothing: CRLF or CR line endings, tabs, trailing whitespace and a byte order mark.
+    """
+    text = text.lstrip("\ufeff")  # a UTF-8 byte order mark, as Windows editors write
     m = re.search(r"\bMOTION\b", text)
     if not text.lstrip().startswith("HIERARCHY") or m is None:
         raise FormatError("not a BVH file (needs HIERARCHY ... MOTION)", path)
@@ -210,22 +219,41 @@ def parse_bvh(text: str, path: str | os.PathLike | None = None) -> BvhMotion:
     if not (np.isfinite(dt) and dt > 0):
         raise FormatError("BVH Frame Time must be positive", path)
     C = sum(len(c) for c in channels)
-    if F * max(C, 1) > MAX_VALUES:
-        raise FormatError(f"BVH announces {F} frames of {C} channels: too large", path)
     body = motion[fm.end():].split()
-    if len(body) < F * C:
-        raise FormatError(f"BVH truncated: {F} frames of {C} channels need {F * C} numbers, "
-                          f"found {len(body)}", path)
-    if len(body) > F * C:
-        raise FormatError(f"BVH has {len(body) - F * C} numbers more than {F} frames of {C} channels", path)
+    if len(body) > MAX_VALUES:
+        raise FormatError(f"BVH holds {len(body)} frame values: too large", path)
+    warns: list[str] = []
+    F = _whole_frames(F, C, len(body), warns, path)
     try:
-        data = np.array(body, dtype=np.float64).reshape(F, C)
+        data = np.array(body[: F * C], dtype=np.float64).reshape(F, C)
     except ValueError:
         raise FormatError("BVH frame data holds something that is not a number", path) from None
     if not np.all(np.isfinite(data)):
         raise FormatError("BVH frame data holds non-finite numbers", path)
     return BvhMotion(names, np.array(parents, np.int64), np.array(offsets, np.float64), channels, data, dt,
-                     end_sites)
+                     end_sites, warns)
+
+
+def _whole_frames(announced: int, channels: int, values: int, warns: list[str], path) -> int:
+    """How many frames to read: every whole frame the data holds, whatever ``Frames:`` says.
+
+    Exporters get the header wrong by a frame or two (one more frame than announced is common);
+    the data is what was recorded, so it wins, with a warning. A partial last frame is dropped
+    (warned). No whole frame at all while the header announces some is a truncated file.
+    """
+    if channels == 0:
+        if values:
+            raise FormatError(f"BVH has {values} frame values but no channels", path)
+        return announced
+    whole, partial = divmod(values, channels)
+    if whole == 0 and announced > 0:
+        raise FormatError(f"BVH truncated: {announced} frames of {channels} channels announced, "
+                          f"{values} numbers found", path)
+    if whole != announced:
+        warns.append(f"header says {announced} frames, the data holds {whole}: read {whole}")
+    if partial:
+        warns.append(f"last {partial} numbers are a partial frame of {channels} channels: dropped")
+    return whole
 
 
 def bvh_text(motion: BvhMotion) -> str:

@@ -289,6 +289,10 @@ def poses_for_rig(rig: Rig, lib: PoseLibrary, indices=None) -> tuple[np.ndarray,
     humanoid bone, re-expressed against the rig's own parent chain (so extra or
     missing intermediate bones are handled); non-humanoid bones named in the
     library take its local rotation; every other bone keeps its bind rotation.
+
+    These are the pose's *keys*: the rig's own deform rules (MMD inherit, IK chains,
+    physics bones, VRM node constraints) are played by
+    :func:`conrdata.poses.evaluate.evaluate_poses`, which every caller poses through.
     """
     sel = np.arange(len(lib)) if indices is None else np.asarray(indices, np.int64).reshape(-1)
     if len(sel) and (sel.min() < -len(lib) or sel.max() >= len(lib)):
@@ -297,7 +301,9 @@ def poses_for_rig(rig: Rig, lib: PoseLibrary, indices=None) -> tuple[np.ndarray,
     N, B = len(sel), rig.num_bones
     world_h = humanoid_world_rotations(lib.bone_names, rots)
     lib_index = {n: j for j, n in enumerate(lib.bone_names)}
-    bone_to_h = {b: h for h, b in rig.humanoid.items()}
+    # Virtual parts of a one-bone limb (conrdata.humanoid_infer) follow the bone that carries the mesh.
+    fixed = set(rig.meta.get("humanoid_fixed") or ())
+    bone_to_h = {b: h for h, b in rig.humanoid.items() if h not in fixed}
     local = np.empty((N, B, 4))
     world = np.empty((N, B, 4))
     ident = quat_identity((N,))
@@ -312,7 +318,7 @@ def poses_for_rig(rig: Rig, lib: PoseLibrary, indices=None) -> tuple[np.ndarray,
             q = rots[:, lib_index[name]] if name in lib_index and name not in _HUMANOID else ident
             local[:, b] = q
             world[:, b] = quat_mul(pw, q)
-    local = apply_inherit(rig, quat_normalize(local))
+    local = quat_normalize(local)
     trans = lib.root_translation[sel].astype(np.float64)
     ref = lib.meta.get("hips_height")
     if ref and "hips" in rig.humanoid:
@@ -324,7 +330,8 @@ def apply_inherit(rig: Rig, local: np.ndarray) -> np.ndarray:
     """Apply MMD "inherit rotation" links (``rig.meta["mmd"]["inherit"]``, from the PMX reader) to locals
     (N, B, 4): a bone that inherits from ``source`` with weight w gets slerp(identity, local[source], w)
     before its own rotation. This is how MMD's deform copies (足D, ひざD...) and cancel bones follow the
-    bones a motion drives. Rigs without the key are returned unchanged."""
+    bones a motion drives. Rigs without the key are returned unchanged. The pose evaluator
+    (:mod:`conrdata.poses.evaluate`) plays these links itself; this is for skeletons posed outside it."""
     links = (rig.meta.get("mmd") or {}).get("inherit") or []
     if not links:
         return local
@@ -356,7 +363,7 @@ def inherit_rotations(local: np.ndarray, links: list[dict], own: np.ndarray | No
 def pose_for_rig(rig: Rig, lib: PoseLibrary, index: int) -> tuple[np.ndarray, np.ndarray]:
     """Pose ``index`` of ``lib`` for ``rig``: ((B, 4) float32 local quaternions, (3,) float32 root offset).
 
-    Feed both to :func:`conrdata.rig.forward_kinematics` / :func:`conrdata.rig.pose_vertices`.
+    Feed both to :func:`conrdata.poses.evaluate.evaluate_pose` / ``evaluate_vertices``.
     """
     local, trans = poses_for_rig(rig, lib, [index])
     return local[0], trans[0]

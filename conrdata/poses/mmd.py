@@ -55,7 +55,7 @@ from conrdata.poses.quat import (
     quat_to_matrix,
 )
 from conrdata.poses.skeleton import hips_height, standard_skeleton
-from conrdata.poses.vmd import MMD_FPS, VmdMotion, sample_track
+from conrdata.poses.vmd import MMD_FPS, VmdMotion, field_text, sample_track
 from conrdata.rig import IKChain, Rig
 
 MMD_UNIT_METRES = 0.08
@@ -92,11 +92,14 @@ class MmdSkeleton:
 
     def __post_init__(self):
         self.index = {}
+        self.cut_index = {}  # by what a 15-byte VMD name field keeps of each name (MMD cuts long names)
         for i, n in enumerate(self.names):
             self.index.setdefault(nfkc(n), i)
+            self.cut_index.setdefault(nfkc(field_text(n)), i)
 
     def find(self, name: str) -> int | None:
-        return self.index.get(nfkc(name))
+        key = nfkc(name)
+        return self.index.get(key, self.cut_index.get(key))
 
 
 def _world_corrections(parents, corrections: dict[int, np.ndarray]) -> np.ndarray:

@@ -6,6 +6,7 @@ Each column is one pose; each row one view. Orthographic views: ``front``
 down) and ``three_quarter`` (45 degrees between front and side). Bones are
 drawn parent head -> child head: left side red, right side blue, centre grey;
 when the rig has a mesh its skinned vertices are drawn as light dots behind.
+Poses go through the pose evaluator (:mod:`conrdata.poses.evaluate`), like every render.
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from conrdata.poses.kinematics import fk_batch
+from conrdata.poses.evaluate import evaluate_poses
 from conrdata.poses.library import PoseLibrary, poses_for_rig
 from conrdata.poses.skeleton import is_ik_bone_name, standard_skeleton
-from conrdata.rig import Rig, quat_to_matrix, skin, skinning_matrices
+from conrdata.rig import Rig, skin, skinning_matrices
 
 VIEWS: dict[str, tuple[np.ndarray, np.ndarray]] = {
     # (image-right axis, image-up axis) in world coordinates
@@ -63,7 +64,7 @@ def render_strip(
         draw.text((4, 4), "no poses", fill=(0, 0, 0))
         return np.asarray(img)
     local, trans = poses_for_rig(skel, lib, indices)
-    wq, wp = fk_batch(skel.bone_parents, skel.bone_heads, local, trans)
+    wr, wp = evaluate_poses(skel, local, trans)
     height = max(float(np.ptp(skel.bone_heads[:, 1])) * 1.25, 1e-3)
     if len(skel.vertices):
         height = max(height, skel.height())
@@ -78,7 +79,7 @@ def render_strip(
     for c, _ in enumerate(indices):
         pts_mesh = None
         if sub is not None:
-            mats = skinning_matrices(skel, quat_to_matrix(wq[c]), wp[c])
+            mats = skinning_matrices(skel, wr[c], wp[c])
             pts_mesh = skin(skel, mats)[sub]
         centre = wp[c].mean(axis=0)
         for r, v in enumerate(views):

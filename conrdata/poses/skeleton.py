@@ -6,7 +6,7 @@ parent, whatever extra bones a particular rig has in between. Converting to a
 rig therefore goes through world rotations (:func:`conrdata.poses.library.pose_for_rig`).
 
 :func:`standard_skeleton` is a joints-only :class:`~conrdata.rig.Rig` (no mesh)
-in the canonical A-pose of DESIGN.md, 1.5 m tall, used when no character is
+in the canonical A-pose of docs/design.md, 1.5 m tall, used when no character is
 given: as the body for the sampler's self-penetration test, as the target of
 BVH / glTF retargeting, and as the MMD proxy for VMD evaluation.
 """

@@ -17,6 +17,11 @@ y2 = b[12 + c]`` for curve c, each in 0..127 (divide by 127), with end points
 (0, 0) and (1, 1); the remaining 48 bytes repeat them (MMD's own redundancy).
 A keyframe's curves shape the segment that *ends* at that keyframe.
 
+Names longer than their field are cut by MMD at the byte limit, sometimes inside a
+two-byte character: the reader keeps the whole characters, notes it in
+``VmdMotion.warnings``, and :func:`field_text` gives the same cut of a model's bone
+name so the track still finds its bone.
+
 Everything here stays in MMD's frame and units; :mod:`conrdata.poses.mmd` converts.
 """
 
@@ -33,6 +38,8 @@ from conrdata.poses.quat import quat_normalize, quat_slerp
 
 SIGNATURE_V2 = b"Vocaloid Motion Data 0002"
 SIGNATURE_V1 = b"Vocaloid Motion Data file"
+BONE_NAME_BYTES = 15
+IK_NAME_BYTES = 20
 MMD_FPS = 30.0
 LINEAR_CURVE = (20, 20, 107, 107)
 _MAX_KEYS = 20_000_000
@@ -72,6 +79,8 @@ class VmdMotion:
     #: (frame, {ik bone name: enabled}) in frame order, from the IK section.
     ik_keys: list[tuple[int, dict[str, bool]]] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
+    #: What the reader tolerated (names cut inside a character), one line each, for the report.
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def last_frame(self) -> int:
@@ -88,10 +97,39 @@ class VmdMotion:
         return state
 
 
-def _decode(raw: bytes) -> str:
+def _decode_field(raw: bytes) -> tuple[str, bool]:
+    """Text of a fixed Shift-JIS field (up to its NUL) and whether its end cuts a character in two."""
     raw = raw.split(b"\0", 1)[0]
-    text = raw.decode("cp932", errors="replace")
-    return text.rstrip("\ufffd")
+    try:
+        return raw.decode("cp932"), False
+    except UnicodeDecodeError:
+        pass
+    if raw and _is_lead_byte(raw[-1]):
+        try:
+            return raw[:-1].decode("cp932"), True  # the last byte is the first half of a character
+        except UnicodeDecodeError:
+            pass
+    return raw.decode("cp932", errors="replace").rstrip("\ufffd"), False
+
+
+def _is_lead_byte(b: int) -> bool:
+    """First byte of a two-byte Shift-JIS (cp932) character."""
+    return 0x81 <= b <= 0x9F or 0xE0 <= b <= 0xFC
+
+
+def field_text(name: str, width: int = BONE_NAME_BYTES) -> str:
+    """What a ``width``-byte VMD name field keeps of ``name``, as :func:`parse_vmd` reads it back
+    (whole Shift-JIS characters of its first ``width`` bytes): the key a cut track name matches."""
+    return _decode_field(name.encode("cp932", errors="replace")[:width])[0]
+
+
+def _note_cut(warns: list[str], raw: bytes, what: str, width: int) -> str:
+    text, cut = _decode_field(raw)
+    if cut:
+        line = f"{what} cut inside a Shift-JIS character at {width} bytes: read as {text!r}"
+        if line not in warns:
+            warns.append(line)
+    return text
 
 
 def _encode(text: str, n: int) -> bytes:
@@ -123,7 +161,8 @@ def parse_vmd(data: bytes, path: str | os.PathLike | None = None) -> VmdMotion:
     pos = 30
     if len(data) < pos + name_len + 4:
         raise FormatError("truncated VMD header", path)
-    motion = VmdMotion(model_name=_decode(data[pos : pos + name_len]))
+    motion = VmdMotion()
+    motion.model_name = _note_cut(motion.warnings, data[pos : pos + name_len], "model name", name_len)
     pos += name_len
     count = int.from_bytes(data[pos : pos + 4], "little")
     pos += 4
@@ -141,7 +180,8 @@ def parse_vmd(data: bytes, path: str | os.PathLike | None = None) -> VmdMotion:
         uniq, first, inverse = np.unique(rec["name"], return_index=True, return_inverse=True)
         by_name: dict[str, list[int]] = {}
         for k in np.argsort(first, kind="stable"):  # keep the file's order of first appearance
-            by_name.setdefault(_decode(bytes(uniq[k])), []).append(int(k))
+            name = _note_cut(motion.warnings, bytes(uniq[k]), "bone name", BONE_NAME_BYTES)
+            by_name.setdefault(name, []).append(int(k))
         for name, ks in by_name.items():
             sel = np.nonzero(np.isin(inverse, ks))[0]
             frames = rec["frame"][sel].astype(np.int64)
@@ -187,7 +227,8 @@ def parse_vmd(data: bytes, path: str | os.PathLike | None = None) -> VmdMotion:
             raise FormatError("truncated VMD IK section", path)
         states = {}
         for _ in range(m):
-            states[_decode(data[pos : pos + 20])] = data[pos + 20] != 0
+            ik_name = _note_cut(motion.warnings, data[pos : pos + IK_NAME_BYTES], "IK name", IK_NAME_BYTES)
+            states[ik_name] = data[pos + IK_NAME_BYTES] != 0
             pos += 21
         keys.append((frame, states))
     keys.sort(key=lambda fs: fs[0])

@@ -2,7 +2,7 @@
 
 Frames
 ------
-World: right-handed, +Y up, metres (DESIGN.md). A camera's own frame is the
+World: right-handed, +Y up, metres (docs/design.md). A camera's own frame is the
 OpenGL one: it looks along its -Z axis, +Y is up and +X is right.
 ``cam_to_world`` (4 x 4) maps camera-frame points to world points.
 

@@ -3,7 +3,7 @@
 The GL rasterizer and the numpy reference consume the same :class:`DrawMesh`
 and the same :func:`draw_list`, so they can only differ in rasterization.
 
-Rules shared by both (DESIGN.md: RGBA alpha and UDP occupancy describe the
+Rules shared by both (docs/design.md: RGBA alpha and UDP occupancy describe the
 same pixels):
 
 - A fragment is *kept* when its material is OPAQUE, or when its sampled
@@ -31,7 +31,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from conrdata.rig import Material, Rig, forward_kinematics, identity_rotations, skinning_matrices
+from conrdata.poses.evaluate import evaluate_pose
+from conrdata.rig import Material, Rig, identity_rotations, skinning_matrices
 from conrdata.udp import encode_landmarks
 
 
@@ -63,6 +64,9 @@ class DrawMesh:
     - ``height``: the character's A-pose height H in metres (scales the outline).
     - ``key``: identifies the static parts (faces, landmarks, UVs, textures) for caching
       across poses; None disables caching.
+    - ``bone_world_r`` (B, 3, 3) float64 and ``bone_world_t`` (B, 3) float64: the posed bone
+      rotations and heads (world metres) the mesh was skinned with, for per-image joint labels;
+      None when the mesh was not posed from a rig.
     """
 
     positions: np.ndarray
@@ -74,6 +78,8 @@ class DrawMesh:
     materials: list[Material]
     height: float = 1.0
     key: str | None = None
+    bone_world_r: np.ndarray | None = None
+    bone_world_t: np.ndarray | None = None
 
 
 @dataclass
@@ -100,14 +106,15 @@ def mesh_from_rig(
     landmarks: np.ndarray | None = None,
     key: str | None = None,
 ) -> DrawMesh:
-    """Pose a rig (FK + linear-blend skinning of :mod:`conrdata.rig`) into a :class:`DrawMesh`.
+    """Pose a rig (:func:`conrdata.poses.evaluate.evaluate_pose`, the one pose evaluator, then the
+    linear-blend skinning of :mod:`conrdata.rig`) into a :class:`DrawMesh`.
 
     ``local_rotations`` (B, 4) xyzw or (B, 3, 3); None is the bind pose.
     ``landmarks`` may pass precomputed :func:`bind_landmarks` to save time per pose.
     """
     if local_rotations is None:
         local_rotations = identity_rotations(rig)
-    world_r, world_t = forward_kinematics(rig, local_rotations, root_translation)
+    world_r, world_t = evaluate_pose(rig, local_rotations, root_translation)
     positions, normals = _skin_both(rig, skinning_matrices(rig, world_r, world_t))
     return DrawMesh(
         positions=positions,
@@ -119,6 +126,8 @@ def mesh_from_rig(
         materials=rig.materials,
         height=rig.height(),
         key=key,
+        bone_world_r=world_r,
+        bone_world_t=world_t,
     )
 
 

@@ -14,7 +14,8 @@ from conrdata.errors import UserError
     "--weights",
     required=True,
     type=click.Path(exists=True),
-    help="Run directory (uses checkpoints/latest.pt) or a checkpoint .pt file.",
+    help="Run directory (checkpoints/latest.pt, last.pt, final.pt or the newest *.pt), a checkpoint "
+    ".pt file, or a folder with the official release's four .pth files.",
 )
 @click.option("--shards", required=True, metavar="PATTERN", help="Evaluation shards (e.g. the val split).")
 @click.option(
@@ -32,8 +33,15 @@ from conrdata.errors import UserError
 @click.option("--size", type=int, help="Evaluation resolution (default: the training size).")
 @click.option("--max-clips", type=int, help="Evaluate at most this many clips.")
 @click.option("--device", default="cpu", show_default=True, help="cpu | cuda | cuda:N")
-def command(weights, shards, out_dir, lpips_weights, views, size, max_clips, device):
-    """Evaluate a trained run as in the paper's Table 1.
+@click.option(
+    "--preprocess",
+    type=click.Choice(["official", "ours"]),
+    default=None,
+    help="Framing and resizing of the images (see docs/official-weights.md) [default: official for the "
+    "official weights, else what the checkpoint records].",
+)
+def command(weights, shards, out_dir, lpips_weights, views, size, max_clips, device, preprocess):
+    """Evaluate a trained run, or the official weights, as in the paper's Table 1.
 
     For each labelled clip the last image is the target and the first n images
     in other poses are the references; prints and writes metrics-STEP.json
@@ -62,6 +70,7 @@ def command(weights, shards, out_dir, lpips_weights, views, size, max_clips, dev
         size=size,
         max_clips=max_clips,
         device=device,
+        preprocess=preprocess,
     )
     click.echo(json.dumps({k: v for k, v in res.items() if k != "grid"}, indent=2))
     click.echo(f"grid: {res.get('grid')}")

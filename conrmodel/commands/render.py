@@ -74,21 +74,31 @@ def _check_video_target(video: Path | None) -> None:
               show_default=True, help="auto = bf16/fp16 autocast on CUDA, fp32 on CPU.")
 @click.option("--axis-order", type=click.Choice(AXIS_ORDERS), default="XYZ", show_default=True,
               help="Channel order of xyz in .npz/.exr poses (community MMD tools offered several).")
-@click.option("--margin", type=float, default=1.1, show_default=True,
-              help="Crop side around the character, as a multiple of its bounding box.")
+@click.option("--preprocess", type=click.Choice(["official", "ours"]), default=None,
+              help="How crops are framed and resized: 'official' as the official release's loader "
+                   "(OpenCV resizing, uint8 premultiplication, soft occupancy), 'ours' as our training "
+                   "[default: official for the official weights, else what the checkpoint records].")
+@click.option("--margin", type=float, default=None,
+              help="Crop side around the character, as a multiple of its bounding box "
+                   "[default: 1.0 with --preprocess official, 1.1 with ours].")
+@click.option("--premultiplied-png", is_flag=True,
+              help="Write frames with premultiplied colour, as the official release does "
+                   "(default: straight alpha).")
 @click.option("--fps", type=float, default=24.0, show_default=True, help="Video frame rate.")
 @click.option("--background", default="255,255,255", show_default=True,
               help="Video background colour R,G,B (frames keep their transparency).")
 @click.option("--limit", type=int, default=None, help="Render at most this many poses.")
 def command(weights: Path, sheet: Path, poses: Path, out: Path, video: Path | None, size: int | None,
-            batch: int, device: str, precision: str, axis_order: str, margin: float, fps: float,
-            background: str, limit: int | None) -> None:
+            batch: int, device: str, precision: str, axis_order: str, preprocess: str | None,
+            margin: float | None, premultiplied_png: bool, fps: float, background: str,
+            limit: int | None) -> None:
     """Render the character of a sheet in every target pose.
 
     The sheet (RGBA images with a transparent background; use `conrdata matte` to cut drawings out)
     is encoded once and reused for all poses; poses are rendered in batches. Each frame is cropped
     around the pose for the network and pasted back into the pose's own framing, and saved as
-    OUT/<pose name>.png with transparency. Works with the official CoNR weights or our checkpoints.
+    OUT/<pose name>.png with transparency. Works with the official CoNR weights (preprocessed as the
+    official code does, see docs/official-weights.md) or our checkpoints.
 
     \b
     Official weights (udpparsernet.pth, target_pose_encoder.pth, shader.pth, rgbadecodernet.pth):
@@ -113,11 +123,13 @@ def command(weights: Path, sheet: Path, poses: Path, out: Path, video: Path | No
     t0 = time.perf_counter()
     models = load_models(weights)
     engine = CoNRInference(models.detector, models.renderer, size or models.train_size or 256,
-                           device=device, precision=precision, batch=batch, margin=margin)
+                           device=device, precision=precision, batch=batch, margin=margin,
+                           preprocess=preprocess or models.preprocess, premultiplied_png=premultiplied_png)
     engine.set_sheet(images, names)
     load_s = time.perf_counter() - t0
     click.echo(f"weights: {models.source} ({models.path}); sheet: {engine.views} view(s); "
-               f"size {engine.size}; device {engine.device}", err=True)
+               f"size {engine.size}; preprocess {engine.preprocess} (margin {engine.margin}); "
+               f"device {engine.device}", err=True)
 
     out.mkdir(parents=True, exist_ok=True)
     errors: list[tuple[str, str]] = []
@@ -148,7 +160,9 @@ def command(weights: Path, sheet: Path, poses: Path, out: Path, video: Path | No
 
     report = {
         "weights": str(models.path), "weights_source": models.source, "sheet": names, "size": engine.size,
-        "device": str(engine.device), "precision": precision, "frames": len(written), "empty_poses": empty,
+        "device": str(engine.device), "precision": precision, "preprocess": engine.preprocess,
+        "margin": engine.margin, "premultiplied_png": premultiplied_png,
+        "frames": len(written), "empty_poses": empty,
         "skipped": [{"path": p, "reason": r} for p, r in errors], "load_seconds": round(load_s, 3),
         "render_seconds": round(render_s, 3), "ms_per_frame": round(1000 * render_s / len(written), 2),
         "video": str(video) if video else None,
