@@ -17,9 +17,18 @@ round of each side counts; besides wall-clock pairs/s, CPU milliseconds per pair
 threads, llvmpipe rasterizes on its own) are reported, and the 5x goal is judged on
 those, because on a machine shared with other jobs wall-clock ratios swing with the load.
 Finally the whole job (pose sampling, render, PNG + UDP encoding, shard writing) is
-timed with 1 and 2 local workers. Prints one JSON object.
+timed with 1 and 2 local workers.
+
+Real characters (``real``): Gene_light.pmx and Godette_vrm_v4.vrm from the shared assets
+(``$CONR_ASSETS`` or ../shared/assets; skipped with the reason when absent) are converted and
+rendered the way a synth worker does it (sampled pose -> posed mesh -> one raster pass -> skeleton
+labels and torn share), once with the full pose evaluator (:mod:`conrdata.poses.evaluate`, what
+``mesh_from_rig`` runs) and once with FK only (``posing="fk-only"``: the same process with
+``mesh_from_rig``'s evaluator swapped for :func:`conrdata.rig.forward_kinematics`), each in a fresh
+process: images/s and milliseconds per stage, i.e. what fidelity costs. Prints one JSON object.
 
     python benchmarks/synth.py [--pairs 40] [--characters 2] [--sizes 256,512] [--no-baseline]
+                               [--real-images 24] [--real-size 256] [--no-real]
 """
 
 from __future__ import annotations
@@ -201,6 +210,76 @@ def run_job(size: int, characters: int, poses: int, workers: int = 1) -> dict:
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
+REAL_CHARACTERS = ("gene/Gene_light.pmx", "godot-vrm/Godette_vrm_v4.vrm")
+POSING = ("evaluator", "fk-only")
+
+
+def _assets_dir():
+    from pathlib import Path
+
+    return Path(os.environ.get("CONR_ASSETS", Path(__file__).resolve().parents[2] / "shared" / "assets"))
+
+
+def run_real(mesh_rel: str, size: int, images: int, posing: str) -> dict:
+    """Per-image synth work on one real character: pose (evaluator or FK only), render, labels."""
+    import tempfile
+    from pathlib import Path
+
+    import numpy as np
+
+    import conrdata.render.scene as scene
+    from conrdata.character_io import load_character
+    from conrdata.convert import convert_folder, list_characters
+    from conrdata.poses import poses_for_rig, sample_poses
+    from conrdata.render.gl_rasterizer import GLRasterizer
+    from conrdata.render.labels import image_labels, skeleton_spec
+    from conrdata.rig import forward_kinematics
+    from conrdata.synth import SynthConfig, render_view
+
+    if posing == "fk-only":  # the switch: mesh_from_rig poses with plain FK in this process
+        scene.evaluate_pose = forward_kinematics
+    source = _assets_dir() / "meshes" / mesh_rel
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "in").mkdir()
+        os.symlink(source, Path(tmp) / "in" / source.name)
+        for extra in source.parent.iterdir():  # textures next to the model
+            if extra != source and not (Path(tmp) / "in" / extra.name).exists():
+                os.symlink(extra, Path(tmp) / "in" / extra.name)
+        convert_folder(Path(tmp) / "in", Path(tmp) / "chars", progress=False)
+        chars = list_characters(Path(tmp) / "chars")
+        if not chars:
+            return {"error": f"{source.name} did not convert"}
+        rig = load_character(chars[0][1])
+    lib = sample_poses(images + 2, 5, rig)
+    local, trans = poses_for_rig(rig, lib)
+    spec = skeleton_spec(rig)
+    landmarks = scene.bind_landmarks(rig)
+    config = SynthConfig(resolution=size)
+    raster = GLRasterizer(size, size)
+    rng = np.random.default_rng(0)
+    stages = {"pose_ms": 0.0, "render_ms": 0.0, "labels_ms": 0.0}
+    shares = []
+    for i in range(images + 2):
+        t0 = time.perf_counter()
+        mesh = scene.mesh_from_rig(rig, local[i], trans[i], landmarks=landmarks, key="real")
+        t1 = time.perf_counter()
+        res, camera, _, _ = render_view(rig, landmarks, local[i], trans[i], rng, config, raster, key="real")
+        t2 = time.perf_counter()
+        labels = image_labels(spec, mesh.bone_world_r, mesh.bone_world_t, camera, res.udp, res.depth)
+        t3 = time.perf_counter()
+        if i >= 2:  # two warm-up images (shader compile, texture upload)
+            stages["pose_ms"] += 1000 * (t1 - t0)
+            stages["render_ms"] += 1000 * (t2 - t1 - (t1 - t0))  # render_view poses again: count it once
+            stages["labels_ms"] += 1000 * (t3 - t2)
+            shares.append(labels["torn_share"])
+    raster.close()
+    per_image = {k: v / images for k, v in stages.items()}
+    total = sum(per_image.values())
+    return {"images_per_s": 1000 / total, **per_image, "images": images,
+            "torn_share_mean": float(np.mean(shares)), "torn_share_max": float(np.max(shares)),
+            "bones": rig.num_bones, "vertices": int(len(rig.vertices))}
+
+
 def _best(runs: list[dict]) -> dict:
     ok = [r for r in runs if "pairs_per_s" in r or "images_per_s" in r]
     if not ok:
@@ -222,6 +301,9 @@ def main(argv=None) -> None:
     ap.add_argument("--rounds", type=int, default=3, help="alternating rounds; the best of each side counts")
     ap.add_argument("--no-baseline", action="store_true")
     ap.add_argument("--no-job", action="store_true")
+    ap.add_argument("--real-images", type=int, default=24, help="images per real character and posing")
+    ap.add_argument("--real-size", type=int, default=256)
+    ap.add_argument("--no-real", action="store_true", help="skip the real characters (shared assets)")
     args = ap.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
     out = {"benchmark": "synth", "python": platform.python_version(), "cpus": os.cpu_count(),
@@ -269,8 +351,29 @@ def main(argv=None) -> None:
     if not args.no_job:
         out["job_256px_1_worker"] = in_fresh_process("run_job", 256, args.characters, 16, 1)
         out["job_256px_2_workers"] = in_fresh_process("run_job", 256, args.characters, 16, 2)
+    if not args.no_real:
+        out["real"] = real_rows(args.real_size, args.real_images)
     _round_floats(out)
     print(json.dumps(out, indent=2))
+
+
+def real_rows(size: int, images: int) -> list[dict]:
+    """One row per real character: evaluator and FK-only figures and the cost ratio."""
+    rows = []
+    for rel in REAL_CHARACTERS:
+        row = {"character": rel, "size": size}
+        if not (_assets_dir() / "meshes" / rel).exists():
+            row["skipped"] = f"shared asset not found: {_assets_dir() / 'meshes' / rel} (set CONR_ASSETS)"
+            rows.append(row)
+            continue
+        for posing in POSING:
+            row[posing] = in_fresh_process("run_real", rel, size, images, posing)
+        ev, fk = row["evaluator"].get("images_per_s"), row["fk-only"].get("images_per_s")
+        if ev and fk:
+            row["evaluator_cost"] = fk / ev  # > 1: the evaluator makes an image this much slower
+        rows.append(row)
+        print(f"{rel} done", file=sys.stderr)
+    return rows
 
 
 def _round_floats(obj):

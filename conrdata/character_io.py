@@ -20,6 +20,12 @@ json                      UTF-8 JSON (as a uint8 array): humanoid map, materials
                           double_sided, has_texture), ik chain scalars, meta, warnings
 ========================  ==========================================================
 
+``meta`` carries what the pose evaluator (:mod:`conrdata.poses.evaluate`) plays
+besides the IK chains: ``meta["mmd"]`` (inherit links, fixed axes, deform layers
+and flags, rigid bodies and joints), ``meta["vrm_constraints"]`` and
+``meta["apose_correction"]`` (the source rest the MMD rules and IK limits are
+evaluated in; IK limits are therefore stored as the file gave them).
+
 Textures are stored as raw RGBA arrays in a zip-deflated archive. Measured
 with five 1024 x 1024 textures: deflated raw arrays load in 139 ms (8.7 MB),
 PNG-encoded ones in 376 ms (6.1 MB), undeflated raw in 35 ms (21 MB); raw +

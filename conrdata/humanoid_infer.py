@@ -15,15 +15,20 @@ Order of the rules (a later rule only fills what an earlier one left open):
 4. ``topology``: :func:`infer_topology`, on the skeleton in the file's frame (+Y up, as
    glTF and MMD define it): two mirror-image sibling chains that reach the ground and hang
    closest to the root are the legs, their parent the hips (a weightless root lying below the
-   legs is a placement bone, not the hips); the widest other mirror pair above the hips is the
-   arms; the bones between the hips and the arms' parent are the spine, the chain rising
-   above the arms' parent ends in the head (its last bone with skin weights). Left and right
-   follow from the facing, which the feet give (the foot's own surface lies ahead of the
-   ankle); +Z (glTF's front) when the feet do not tell.
+   legs is a placement bone, not the hips); the widest other mirror pair below the hips is the
+   arms; the bones between the hips and the arms' parent are the spine (spine, chest,
+   upperChest), and the chain rising above the arms' parent holds the neck and the head: the
+   first bone whose own surface reaches the top of the body (the skull, not the hair above
+   it). A limb chain is split by its length in bones (shoulder / upper / lower / hand; upper /
+   lower / foot / toes). Left and right follow from the facing, which the feet give (the foot's
+   own surface lies ahead of the ankle); +Z (glTF's front) when the feet do not tell. MMD's
+   layout (the upper body beside the lower body, twist bones inside the arm chain) is not
+   guessed: such rigs carry MMD names, or need a bone map.
 5. Then a humanoid check: the hips -> head line must point away from the legs (within 45
    degrees of the opposite of the hips -> feet line). A rig that fails it, or in which no
    legs and arms are found, is refused with "not a humanoid: ...". The check is not made
-   when every required bone came from the file's table or from the user.
+   when every required bone came from the file's table or from the user. A file's table
+   with fewer than three humanoid bones counts as none (the babylon-mmd feature tests).
 
 Repairs, each recorded in ``meta["humanoid_notes"]`` (rigs with a vrm/pmx/pmd table are never
 repaired; the table is the authority):
@@ -554,6 +559,8 @@ def resolve_humanoid(rig: Rig, bone_map: dict[str, str | None] | None = None) ->
     :func:`bone_map_for`. Raises RigError ("not a humanoid: ..." or "humanoid bones not
     found: ...") naming the file when no humanoid can be made of it.
     """
+    if "humanoid_sources" in rig.meta and not bone_map:
+        return rig  # resolved already (a converted character): its record and fixed bones stand
     source_path = rig.meta.get("source")
     table = _TABLE_SOURCE.get(str(rig.meta.get("format") or "").lower())
     mapping: dict[str, int] = {}

@@ -11,6 +11,7 @@ size its header claims before any pixel is decoded.
 
 from __future__ import annotations
 
+import io
 import os
 import warnings
 from dataclasses import dataclass
@@ -55,11 +56,11 @@ def check_pixel_count(width: int, height: int, max_pixels: int = DEFAULT_MAX_PIX
         raise FormatError("image has no pixels", path)
 
 
-def _open_checked(path: Path, max_pixels: int) -> Image.Image:
+def _open_checked(path: Path, max_pixels: int, data: bytes | None = None) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            im = Image.open(path)
+            im = Image.open(path if data is None else io.BytesIO(data))
     except FileNotFoundError:
         raise FormatError("file not found", path) from None
     except Image.DecompressionBombError as err:
@@ -88,10 +89,14 @@ def _decode(im: Image.Image, path: Path) -> Image.Image:
         raise FormatError(f"truncated or corrupt image ({type(err).__name__}: {err})", path) from None
 
 
-def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
-    """Read any common image as RGB plus optional alpha; raises FormatError with the path on failure."""
+def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS,
+               data: bytes | None = None) -> LoadedImage:
+    """Read any common image as RGB plus optional alpha; raises FormatError with the path on failure.
+
+    With ``data`` the image is decoded from those bytes (e.g. a tar member) and ``path`` only names it.
+    """
     path = Path(path)
-    im = _open_checked(path, max_pixels)
+    im = _open_checked(path, max_pixels, data)
     with im:
         im = _decode(im, path)
         has_alpha = im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info)

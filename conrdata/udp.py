@@ -22,7 +22,11 @@ Our own shards store our encoding losslessly as ``udpz`` (:mod:`conrdata.dataset
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
+import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -82,6 +86,11 @@ def from_official(udp: np.ndarray, axis_order: str = "XYZ") -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------------- files
+
+
+def natural_key(text: str) -> list:
+    """Sort key for frame file names: ``frame2`` before ``frame10`` (digit runs compare as numbers)."""
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", text)]
 
 
 def _check_official(arr: np.ndarray, path: Path) -> np.ndarray:
@@ -146,6 +155,34 @@ def _pick_channels(names: list[str], path: Path) -> tuple[list[str], bool]:
     return found[0][1], found[0][2]
 
 
+@contextlib.contextmanager
+def _native_output_silenced():
+    """Discard what the OpenEXR library prints itself while reading a broken file (its bindings print
+    through Python's ``sys.stdout``, its C core on the process's descriptors 1 and 2): the project
+    reports the problem in one line of its own."""
+    quiet = contextlib.ExitStack()
+    quiet.enter_context(contextlib.redirect_stdout(io.StringIO()))
+    quiet.enter_context(contextlib.redirect_stderr(io.StringIO()))
+    try:
+        sys.__stdout__.flush()
+        sys.__stderr__.flush()
+        saved = (os.dup(1), os.dup(2))
+    except (OSError, ValueError, AttributeError):  # no usable descriptors: silence Python's side only
+        with quiet:
+            yield
+        return
+    try:
+        with quiet, open(os.devnull, "w") as sink:
+            os.dup2(sink.fileno(), 1)
+            os.dup2(sink.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        os.close(saved[0])
+        os.close(saved[1])
+
+
 def read_official_exr(path: str | os.PathLike, axis_order: str = "XYZ",
                       max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """A 4-channel half/float EXR in the official form -> the official form in XYZ order, float32.
@@ -159,15 +196,17 @@ def read_official_exr(path: str | os.PathLike, axis_order: str = "XYZ",
     if not path.is_file():
         raise FormatError("file not found", path)
     try:
-        with OpenEXR.File(str(path), header_only=True) as head:
+        with _native_output_silenced(), OpenEXR.File(str(path), header_only=True) as head:
             (x0, y0), (x1, y1) = head.header()["dataWindow"]
         check_pixel_count(int(x1) - int(x0) + 1, int(y1) - int(y0) + 1, max_pixels, path)
-        with OpenEXR.File(str(path), separate_channels=True) as exr:
+        with _native_output_silenced(), OpenEXR.File(str(path), separate_channels=True) as exr:
             channels = {name: ch.pixels for name, ch in exr.channels().items()}
     except FormatError:
         raise
     except Exception as err:  # noqa: BLE001 - the bindings raise RuntimeError/ValueError/KeyError
         reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:120]
+        if "0 parts" in reason:  # what the bindings say when the pixel data failed to decode
+            reason = "truncated or corrupt pixel data"
         raise FormatError(f"not a readable EXR ({reason})", path) from None
     names, positional = _pick_channels(list(channels), path)
     planes = [channels[n] for n in names]

@@ -9,7 +9,6 @@ the ``numpy.random.Generator`` the caller passes; nothing here keeps state.
 
 from __future__ import annotations
 
-import io
 import os
 import tarfile
 from dataclasses import dataclass
@@ -17,9 +16,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image
 
-from conrdata.errors import UserError
+from conrdata.errors import FormatError, UserError
+from conrdata.imageio import read_image
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
 
@@ -161,17 +160,15 @@ class Backgrounds:
     def _image(self, i: int) -> np.ndarray | None:
         if i not in self.cache:
             path, member, offset, size = self.files[i]
-            try:
+            try:  # through the project's guarded reader (decompression-bomb and size guards)
                 if member is None:
-                    with Image.open(path) as im:
-                        arr = np.asarray(im.convert("RGB"))
+                    arr = read_image(path).rgb
                 else:
                     with open(path, "rb") as f:
                         f.seek(offset)
                         data = f.read(size)
-                    with Image.open(io.BytesIO(data)) as im:
-                        arr = np.asarray(im.convert("RGB"))
-            except OSError:
+                    arr = read_image(f"{path}:{member}", data=data).rgb
+            except (OSError, FormatError):
                 return None
             if len(self.cache) >= self.cache_size:
                 self.cache.pop(next(iter(self.cache)))

@@ -84,9 +84,9 @@ class TrainConfig:
     keep_checkpoints: int = 3  # numbered checkpoints kept besides latest.pt (0: keep all)
     val_every: int = 0  # validation L_photo every N steps when --val-shards is given (0: at the end only)
     val_clips: int = 16
-    # For the first N steps the renderer gets the references' ground-truth UDP instead of the detector's
-    # prediction (teacher forcing while the detector is still poor); 0 = always the prediction.
-    teacher_forcing_steps: int = 0
+    # For this fraction of optim.steps (the first ones) the renderer gets the references' ground-truth UDP
+    # instead of the detector's prediction (teacher forcing while the detector is still poor); 0 = never.
+    teacher_forcing: float = 0.0
 
 
 @dataclass
@@ -116,10 +116,8 @@ class Config:
             raise UserError(f"train.amp must be auto, none, bf16 or fp16, got {self.train.amp!r}")
         if self.optim.steps < 0:
             raise UserError(f"optim.steps must be >= 0, got {self.optim.steps}")
-        if self.train.teacher_forcing_steps < 0:
-            raise UserError(
-                f"train.teacher_forcing_steps must be >= 0, got {self.train.teacher_forcing_steps}"
-            )
+        if not 0.0 <= self.train.teacher_forcing <= 1.0:
+            raise UserError(f"train.teacher_forcing must be in [0, 1], got {self.train.teacher_forcing}")
         return self
 
 

@@ -183,8 +183,8 @@ class CoNRInference:
         if preprocess not in PREPROCESS_MODES:
             raise UserError(f"preprocess must be one of {', '.join(PREPROCESS_MODES)}, got {preprocess!r}")
         margin = DEFAULT_MARGIN[preprocess] if margin is None else float(margin)
-        if not margin >= 1.0:
-            raise UserError(f"--margin must be at least 1.0, got {margin}")
+        if not margin > 0:
+            raise UserError(f"--margin must be positive, got {margin}")
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
         if self.device.type == "cuda":
             torch.backends.cudnn.deterministic = True

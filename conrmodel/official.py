@@ -16,7 +16,6 @@ from conrdata.errors import UserError
 from conrmodel.checkpoint import (
     OFFICIAL_FILES,
     OFFICIAL_PARTS,
-    has_official_files,  # noqa: F401 - re-exported: conrmodel.official.has_official_files
     load_strict,
     official_filter,
     read_state_dict,

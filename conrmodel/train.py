@@ -512,7 +512,8 @@ def train(
                 data_time += time.perf_counter() - t0
                 inputs = batch_inputs(batch, info.device)
                 with torch.autocast(info.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                    teacher = inputs["ref_udp"] if step < cfg.train.teacher_forcing_steps else None
+                    forced = step < cfg.train.teacher_forcing * cfg.optim.steps
+                    teacher = inputs["ref_udp"] if forced else None
                     passes, pred = model(inputs["det_rgb"], inputs["ref_rgba"], inputs["target_udp"], teacher)
                 losses = compute_losses(passes, pred.float(), inputs, cfg, vgg_loss)
                 opt.zero_grad(set_to_none=True)

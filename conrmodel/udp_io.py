@@ -19,7 +19,6 @@ H x W x C, row 0 at the top, RGB order.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +32,7 @@ from conrdata.imageio import read_image as guarded_read_image
 from conrdata.udp import (
     AXIS_ORDERS,
     from_official,
+    natural_key,
     read_official_exr,
     read_official_npz,
     read_official_udp,
@@ -55,11 +55,6 @@ class PoseFrame:
     udp: np.ndarray | None = None
     image: np.ndarray | None = None
     official: np.ndarray | None = None
-
-
-def natural_key(text: str) -> list:
-    """Sort key putting ``frame2`` before ``frame10``."""
-    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", text)]
 
 
 def read_npz_udp(path: str | os.PathLike, axis_order: str = "XYZ") -> np.ndarray:

@@ -7,18 +7,29 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from conrdata.imageio import read_image
 
-def flatten(rgba: np.ndarray, background: tuple[int, int, int]) -> np.ndarray:
-    """Straight-alpha RGBA (H, W, 4) uint8 over an RGB colour -> (H, W, 3) uint8."""
+
+def flatten(rgba: np.ndarray, background: tuple[int, int, int], premultiplied: bool = False) -> np.ndarray:
+    """RGBA (H, W, 4) uint8, straight alpha (or ``premultiplied``), over an RGB colour -> (H, W, 3) uint8."""
     a = rgba[..., 3:4].astype(np.float32) / 255.0
-    out = rgba[..., :3].astype(np.float32) * a + np.asarray(background, np.float32) * (1.0 - a)
+    rgb = rgba[..., :3].astype(np.float32) * (1.0 if premultiplied else a)
+    out = np.clip(rgb + np.asarray(background, np.float32) * (1.0 - a), 0, 255)
     return (out + 0.5).astype(np.uint8)
 
 
-def write_video(video: Path, frames: list[Path], fps: float, background: tuple[int, int, int]) -> None:
-    """Write ``frames`` in order as ``video`` (.gif always works; .mp4 and friends need ffmpeg)."""
+def _read_rgba(path: Path) -> np.ndarray:
+    img = read_image(path)
+    alpha = img.alpha if img.alpha is not None else np.full(img.rgb.shape[:2], 255, np.uint8)
+    return np.dstack([img.rgb, alpha])
+
+
+def write_video(video: Path, frames: list[Path], fps: float, background: tuple[int, int, int],
+                premultiplied: bool = False) -> None:
+    """Write ``frames`` in order as ``video`` (.gif always works; .mp4 and friends need ffmpeg);
+    ``premultiplied``: the frames' colour is premultiplied by alpha (``--premultiplied-png``)."""
     video.parent.mkdir(parents=True, exist_ok=True)
-    images = [flatten(np.asarray(Image.open(p).convert("RGBA")), background) for p in frames]
+    images = [flatten(_read_rgba(p), background, premultiplied) for p in frames]
     if video.suffix.lower() == ".gif":
         pil = [Image.fromarray(im) for im in images]
         pil[0].save(video, save_all=True, append_images=pil[1:], duration=int(round(1000 / fps)), loop=0,

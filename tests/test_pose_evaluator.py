@@ -403,3 +403,22 @@ def test_fixed_axis_and_inherit_translation(tmp_path):
 def test_vrm_constrained_bind_is_the_apose(constrained_vrm):
     rig, _ = constrained_vrm
     np.testing.assert_allclose(evaluate_vertices(rig, identity_rotations(rig)), rig.vertices, atol=1e-5)
+
+
+@pytest.mark.parametrize("layer, after_physics, follows",
+                         [(0, False, False), (2, False, True), (0, True, True)])
+def test_deform_order_layer_then_after_physics(tmp_path, layer, after_physics, follows):
+    """MMD's order: a bone copying the sleeve's IK-turned rotation sees it only when it deforms after the
+    IK bone (a higher deform layer, or the after-physics flag); the sleeve IK bones are on layer 1."""
+    m = mmd_writer.chains_humanoid()
+    ix = {b.name: i for i, b in enumerate(m.bones)}
+    for name in ("左腕袖IK", "左手袖IK", "左手首袖IK"):
+        m.bones[ix[name]].layer = 1
+    m.bones.append(mmd_writer.WBone("左腕袖写", "copy", m.bones[ix["左腕袖"]].pos, ix["左肩"],
+                                    inherit=(ix["左腕袖"], 1.0, True, False), layer=layer,
+                                    after_physics=after_physics))
+    rig = read_pmx(mmd_writer.write_pmx(tmp_path / "o.pmx", m))
+    local, trans = poses_for_rig(rig, sample_poses(1, seed=9, rig=rig, secondary_deg=0.0))
+    wr, _ = evaluate_pose(rig, local[0], trans[0])
+    same = np.allclose(wr[rig.bone_names.index("左腕袖写")], wr[rig.bone_names.index("左腕袖")], atol=1e-9)
+    assert same == follows

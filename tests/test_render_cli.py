@@ -193,24 +193,6 @@ def test_crop_and_paste_round_trip():
     assert square_box(np.zeros((4, 4), bool)) is None
 
 
-@pytest.mark.slow
-def test_official_weights_folder_renders(workspace, tmp_path):
-    """The four official file names in a folder take the official path (random weights, 64 px)."""
-    from conrmodel.official import save_official
-
-    torch.manual_seed(0)
-    save_official(build_renderer("official"), tmp_path / "weights")
-    out = tmp_path / "out"
-    poses = tmp_path / "poses"
-    poses.mkdir()
-    shutil.copy(workspace / "poses" / "frame0.npz", poses)
-    _run(["render", "--weights", str(tmp_path / "weights"), "--sheet", str(workspace / "sheet"),
-          "--poses", str(poses), "--out", str(out), "--size", "64"])
-    report = json.loads((out / "render_report.json").read_text())
-    assert report["weights_source"] == "official" and report["frames"] == 1
-    assert np.asarray(Image.open(out / "frame0.png")).shape == (80, 60, 4)
-
-
 def test_bf16_autocast_path_runs_close_to_fp32(workspace):
     models = load_models(workspace / "run")
     sheet = [np.asarray(Image.open(p)) for p in sorted((workspace / "sheet").glob("*.png"))]
@@ -356,3 +338,14 @@ def test_poses_from_our_shards(tmp_path):
     assert frames[1].udp is None and frames[1].image.shape == (32, 32, 4)
     shards = sorted((tmp_path / "out" / "shards").glob("*.tar"))
     assert len(list(iter_pose_frames(shards[0]))) == 2
+
+
+def test_video_flattens_premultiplied_frames_like_straight_ones():
+    from conrmodel.preprocess import premultiplied_from_straight
+    from conrmodel.video import flatten
+
+    rgba = np.random.default_rng(0).integers(0, 256, (16, 16, 4), dtype=np.uint8)
+    straight = flatten(rgba, (255, 255, 255)).astype(int)
+    pm = premultiplied_from_straight(rgba)
+    assert np.abs(straight - flatten(pm, (255, 255, 255), premultiplied=True).astype(int)).max() <= 1
+    assert np.abs(straight - flatten(pm, (255, 255, 255)).astype(int)).max() > 50  # read as straight: wrong

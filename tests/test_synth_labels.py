@@ -76,7 +76,8 @@ def box_humanoid(extra_boxes=(), bind_to=None) -> Rig:
         uvs=np.concatenate([p[2] for p in parts]),
         faces=np.concatenate([p[3] + offsets[i] for i, p in enumerate(parts)]).astype(np.int32),
         face_material=np.zeros(12 * len(parts), np.int32), joints=joints, weights=weights,
-        bone_names=names, bone_parents=parents, bone_heads=heads, humanoid={n: i for i, n in enumerate(names)},
+        bone_names=names, bone_parents=parents, bone_heads=heads,
+        humanoid={n: i for i, n in enumerate(names)},
         materials=[Material("grey", base_color=np.array([0.7, 0.7, 0.7, 1.0], np.float32))],
     )
     rig.check()
@@ -109,7 +110,7 @@ def raster():
 
 
 def render(raster, rig, q, yaw=20.0, pitch=10.0, skeleton_q=None):
-    """Render ``rig`` posed by ``q``; returns (result, camera, mesh, skeleton mesh posed by ``skeleton_q``)."""
+    """Render ``rig`` posed by ``q``: (result, camera, mesh, the mesh posed by ``skeleton_q`` or ``q``)."""
     mesh = mesh_from_rig(rig, q)
     camera = frame_points(mesh.positions, yaw, pitch, width=SIZE, height=SIZE, yfov_deg=30, margin=0.08)
     skeleton = mesh if skeleton_q is None else mesh_from_rig(rig, skeleton_q)
@@ -147,7 +148,6 @@ def test_visibility_flips_when_a_joint_is_occluded(raster):
     # A board bound to the hips, 25 cm in front of the left hand; seen from the front it hides the hand.
     board = box_humanoid(extra_boxes=[((0.65, 1.38, 0.25), (0.3, 0.3, 0.02), "hips")])
     q = identity_rotations(plain)
-    hand = plain.humanoid["leftHand"]
     spec = skeleton_spec(plain)
     j = spec.names.index("leftHand")
     res, camera, mesh, _ = render(raster, plain, q, yaw=0.0, pitch=0.0)
@@ -159,7 +159,6 @@ def test_visibility_flips_when_a_joint_is_occluded(raster):
     # Seen from behind, the board is behind the hand: visible again.
     res3, camera3, mesh3, _ = render(raster, board, q, yaw=180.0, pitch=0.0)
     assert skeleton_keypoints(skeleton_spec(board), mesh3.bone_world_t, camera3, res3.depth)[2][j]
-    assert hand == spec.bones[j]
 
 
 def test_coco17_points_follow_the_bones_and_the_head(raster):
@@ -257,7 +256,7 @@ def test_every_synth_image_records_joints_keypoints_and_coco17(labelled_dataset)
     assert images and report.images_written == len(images)
     for im in images:
         assert set(im["joints"]) == set(im["keypoints"]) >= {"hips", "head", "leftHand", "rightFoot"}
-        assert list(im["coco17"]) == list(COCO17_NAMES) or set(im["coco17"]) == set(COCO17_NAMES)
+        assert set(im["coco17"]) == set(COCO17_NAMES)  # every COCO point: the procedural rig has a head
         for u, v, vis in im["keypoints"].values():
             assert vis in (0, 1) and (not vis or (0 <= u < 64 and 0 <= v < 64))
         assert 0.0 <= im["torn_share"] <= 0.02
@@ -286,7 +285,6 @@ def test_the_gate_refuses_torn_images_and_reports_them(labelled_dataset):
     saved = json.loads((out / "synth_report.json").read_text())["report"]
     assert saved["refused"][0]["images"] == report.images_refused
     assert saved["torn"]["max"] <= 0.02
-    written = {c.character_id: len(c) for c in iter_clips(out)}
     per_char = {}
     for c in iter_clips(out):
         per_char[c.character_id] = per_char.get(c.character_id, 0) + len(c)
@@ -294,8 +292,7 @@ def test_the_gate_refuses_torn_images_and_reports_them(labelled_dataset):
             assert all(r["torn_share"] > 0.02 for r in c.meta["meta"]["refused"])
     assert per_char["good"] == 6
     assert per_char.get("torn", 0) == 6 - report.images_refused
-    assert written  # the dataset itself is valid
-    assert validate(out).ok
+    assert validate(out).ok  # clips that lost images are still valid clips
 
 
 def test_validate_and_inspect_report_the_torn_distribution(labelled_dataset, tmp_path):
@@ -309,11 +306,11 @@ def test_validate_and_inspect_report_the_torn_distribution(labelled_dataset, tmp
     assert s["torn_share"]["images"] == report.images_written
     assert abs(s["torn_share"]["mean"] - report.torn["mean"]) < 1e-6
     assert "torn labels" in format_summary(s)
-    cli = subprocess.run([sys.executable, "-m", "conrdata", "validate", str(out)], capture_output=True, text=True,
-                         cwd=REPO)
+    cli = subprocess.run([sys.executable, "-m", "conrdata", "validate", str(out)], capture_output=True,
+                         text=True, cwd=REPO)
     assert cli.returncode == 0 and "torn labels:" in cli.stdout
-    cli = subprocess.run([sys.executable, "-m", "conrdata", "inspect", str(out)], capture_output=True, text=True,
-                         cwd=REPO)
+    cli = subprocess.run([sys.executable, "-m", "conrdata", "inspect", str(out)], capture_output=True,
+                         text=True, cwd=REPO)
     assert cli.returncode == 0 and "torn labels" in cli.stdout
 
 
@@ -340,8 +337,8 @@ def test_synth_cli_takes_max_torn(tmp_path):
     meshes = tmp_path / "meshes"
     meshes.mkdir()
     write_character_glb(meshes / "a.glb", seed=1)
-    base = [sys.executable, "-m", "conrdata", "synth", str(meshes), str(tmp_path / "out"), "-p", "2", "-v", "1",
-            "-r", "32", "-k", "2", "-q"]
+    base = [sys.executable, "-m", "conrdata", "synth", str(meshes), str(tmp_path / "out"), "-p", "2",
+            "-v", "1", "-r", "32", "-k", "2", "-q"]
     bad = subprocess.run(base + ["--max-torn", "1.5"], capture_output=True, text=True, cwd=REPO)
     assert bad.returncode == 2 and "max-torn" in bad.stderr
     ok = subprocess.run(base + ["--max-torn", "0.5"], capture_output=True, text=True, cwd=REPO)
@@ -410,7 +407,8 @@ def test_real_characters_labels_agree_with_their_skeletons(tmp_path):
             sampled = sample_poses(32, 11, rig)
             shares = np.concatenate([torn_figures(rig, sampled, np.arange(len(sampled)), raster, 2 * n),
                                      torn_figures(rig, motions, chosen, raster, 2 * n + 1)])
-            figures[cid] = (float(shares.mean()), float(shares.max()), int((shares > 0.02).sum()), len(shares))
+            figures[cid] = (float(shares.mean()), float(shares.max()), int((shares > 0.02).sum()),
+                            len(shares))
             if shares.mean() > 0.005 or shares.max() > 0.02:
                 failures.append(cid)
     table = "; ".join(f"{c}: mean {100 * m:.2f} %, max {100 * x:.2f} %, {k}/{t} images over 2 %"

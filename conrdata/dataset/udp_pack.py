@@ -22,9 +22,7 @@ usual per-character hash. A rerun skips clips already written; bad files are ski
 from __future__ import annotations
 
 import csv
-import hashlib
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,14 +35,13 @@ from conrdata.dataset.validate import check_udp_values
 from conrdata.dataset.writer import DatasetWriter
 from conrdata.errors import FormatError, UserError
 from conrdata.imageio import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, read_image
-from conrdata.udp import read_udp_file
+from conrdata.matte.pack import character_id_for
+from conrdata.udp import natural_key, read_udp_file
 
 REPORT_NAME = "pack_udp_report.csv"
 REPORT_COLUMNS = ("udp", "image", "character", "character_id", "clip_key", "status", "reason")
 UDP_FILE_SUFFIXES = (".npz", ".exr")
 LABELLED, POSE_ONLY = "labelled", "pose-only"
-_SLUG = re.compile(r"[^a-z0-9]+")
-_DIGITS = re.compile(r"(\d+)")
 
 
 @dataclass
@@ -73,12 +70,12 @@ class UdpPackReport:
 
 
 def udp_character_id(name: str) -> str:
-    slug = _SLUG.sub("-", name.lower()).strip("-")[:40] or "x"
-    return f"udp-{slug}-{hashlib.sha256(name.encode('utf-8')).hexdigest()[:8]}"
+    """``udp-<slug>-<8 hex>``, named as drawn characters are (:func:`~conrdata.matte.pack.character_id_for`)."""
+    return character_id_for(name, "udp")
 
 
-def _natural(path: Path) -> list:
-    return [int(t) if t.isdigit() else t.lower() for t in _DIGITS.split(path.as_posix())]
+def _path_key(path: Path) -> list:
+    return natural_key(path.as_posix())
 
 
 def _frames_under(folder: Path, recursive: bool) -> list[tuple[Path, Path | None]]:
@@ -88,7 +85,7 @@ def _frames_under(folder: Path, recursive: bool) -> list[tuple[Path, Path | None
     for p in files:
         if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.lower().endswith(".hint.png"):
             images.setdefault(p.with_suffix(""), p)
-    udps = sorted((p for p in files if p.suffix.lower() in UDP_FILE_SUFFIXES), key=_natural)
+    udps = sorted((p for p in files if p.suffix.lower() in UDP_FILE_SUFFIXES), key=_path_key)
     return [(p, images.get(p.with_suffix(""))) for p in udps]
 
 
@@ -102,7 +99,8 @@ def group_udp_characters(udp_dir: str | os.PathLike) -> list[UdpCharacter]:
     if loose:
         name = root.resolve().name or "udp"
         out.append(UdpCharacter(name, udp_character_id(name), loose))
-    for sub in sorted((p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")), key=_natural):
+    subs = (p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    for sub in sorted(subs, key=_path_key):
         frames = _frames_under(sub, recursive=True)
         if frames:
             out.append(UdpCharacter(sub.name, udp_character_id(sub.name), frames))

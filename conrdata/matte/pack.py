@@ -69,10 +69,10 @@ class PackReport:
         return [r for r in self.rows if r["status"] == "skipped"]
 
 
-def character_id_for(name: str) -> str:
-    """``drawn-<slug>-<8 hex>``: stable for a name; distinct names never share an id."""
+def character_id_for(name: str, prefix: str = "drawn") -> str:
+    """``<prefix>-<slug>-<8 hex>``: stable for a name; distinct names never share an id."""
     slug = _SLUG.sub("-", name.lower()).strip("-")[:40] or "x"
-    return f"drawn-{slug}-{hashlib.sha256(name.encode('utf-8')).hexdigest()[:8]}"
+    return f"{prefix}-{slug}-{hashlib.sha256(name.encode('utf-8')).hexdigest()[:8]}"
 
 
 def _images_under(folder: Path) -> list[Path]:

@@ -28,8 +28,9 @@ in MMD's deform order (after-physics flag, deform layer, bone index):
 
 - inherit rotation and translation (付与) with their weights: the bone's local
   is its own key times slerp(identity, source, weight), where the source is the
-  source bone's own inherited part if it has one, else its key (times its IK
-  rotation when IK turned it); translation likewise (source key offset x weight);
+  source bone's own inherited part if it has one (its key with the PMX
+  local-inherit flag), times its IK rotation when IK turned it; translation
+  likewise (source key offset x weight);
 - fixed axes: a keyed rotation of a fixed-axis bone (twist bones) is reduced
   to its twist about that axis; local axes only change how MMD's editor keys a
   bone, not how a key plays, so they are not evaluated;
@@ -81,6 +82,7 @@ from conrdata.rig import IKChain, Rig, forward_kinematics, shortest_arc, skin, s
 #: Rigid body modes (PMX/PMD): follows its bone, simulated, simulated with the bone's position kept.
 RIGID_KINEMATIC, RIGID_DYNAMIC, RIGID_DYNAMIC_BONE = 0, 1, 2
 _AFTER_PHYSICS = 0x1000
+_LOCAL_INHERIT = 0x0080  # PMX: inherit the source's own key, not what it inherited itself
 
 
 @dataclass
@@ -90,6 +92,7 @@ class _Inherit:
     weight: float
     rotation: bool
     translation: bool
+    local: bool = False
 
 
 @dataclass
@@ -113,7 +116,8 @@ class DeformRules:
     - ``control``: control IK chains (see the module docstring), parent-first.
     - ``fixed_axes``: bone -> unit axis (source rest frame) its keys are reduced to.
     - ``rule_driven`` (B,) bool: bones whose local the rules set (their key is a delta on top).
-    - ``A``: (B, 3, 3) world corrections source rest -> bind, or None (bind = source rest).
+    - ``A``: (B, 3, 3) world corrections source rest -> bind, or None (bind = source rest);
+      ``bind_local`` (B, 3, 3) the bind's locals in the source rest frame, A_p^-1 A_b.
     - ``rest_heads``: (B, 3) bone heads of the source rest pose, metres; ``subtree``: each bone's
       subtree (itself first, parent-first order).
     """
@@ -127,6 +131,7 @@ class DeformRules:
     rest_heads: np.ndarray | None = None
     subtree: list[np.ndarray] = field(default_factory=list)
     has_append: np.ndarray | None = None
+    bind_local: np.ndarray | None = None
 
     @property
     def trivial(self) -> bool:
@@ -256,7 +261,8 @@ def _build_rules(rig: Rig) -> DeformRules:
         if not (0 <= b < B and 0 <= s < B) or b == s or not (rot or trans) or not math.isfinite(w):
             continue
         after = (flags[b] & _AFTER_PHYSICS) > 0
-        items.append((after, layers[b], b, "inherit", _Inherit(b, s, w, rot, trans)))
+        local = (flags[b] & _LOCAL_INHERIT) > 0
+        items.append((after, layers[b], b, "inherit", _Inherit(b, s, w, rot, trans, local)))
         has_append[b] = True
         if rot:
             rule_driven[b] = True
@@ -302,6 +308,8 @@ def _build_rules(rig: Rig) -> DeformRules:
         subtree[b] = np.sort(np.concatenate([[b]] + [subtree[c] for c in children[b]])).astype(np.int64)
     rules.subtree = subtree
     if rules.A is not None:
+        a_parent = np.where((parents >= 0)[:, None, None], rules.A[np.maximum(parents, 0)], np.eye(3))
+        rules.bind_local = np.einsum("bji,bjk->bik", a_parent, rules.A)
         rest = heads.copy()
 
         def carry(bones) -> None:
@@ -422,7 +430,9 @@ def _evaluate_one(rig: Rig, rules: DeformRules, keys: np.ndarray, key_t: np.ndar
     keys = keys.copy()
     for b, axis in rules.fixed_axes.items():
         if not rules.rule_driven[b]:
-            keys[b] = _twist(keys[b], axis)
+            # The pose's delta (on top of the bind's local, A_p^-1 A_b) is reduced to the twist.
+            bind = np.eye(3) if rules.A is None else rules.bind_local[b]
+            keys[b] = _twist(keys[b] @ bind.T, axis) @ bind
     state = PoseState(rig.bone_parents, rules.rest_heads, keys, key_t, root)
     B = rig.num_bones
     ik_r = np.tile(np.eye(3), (B, 1, 1))
@@ -439,12 +449,12 @@ def _evaluate_one(rig: Rig, rules: DeformRules, keys: np.ndarray, key_t: np.ndar
         elif kind == "inherit":
             link = payload
             b, s = link.bone, link.source
+            chained = rules.has_append[s] and not link.local
             if link.rotation:
-                src = append_r[s] if rules.has_append[s] else ik_r[s] @ keys[s]
+                src = ik_r[s] @ (append_r[s] if chained else keys[s])
                 append_r[b] = _slerp_matrix(src, link.weight)
             if link.translation:
-                src_t = append_t[s] if rules.has_append[s] else key_t[s]
-                append_t[b] = src_t * link.weight
+                append_t[b] = (append_t[s] if chained else key_t[s]) * link.weight
             state.local_r[b] = ik_r[b] @ keys[b] @ append_r[b]
             state.local_t[b] = key_t[b] + append_t[b]
             state.refresh(rules.subtree[b])

@@ -30,7 +30,11 @@ The skeleton a VMD drives (:class:`MmdSkeleton`):
 Bones keyed in the VMD that the skeleton lacks are reported in the library's
 ``meta["missing_bones"]``, never fatal. The library is A-pose relative and in
 the standard humanoid tree, so it drives any other character too; its
-``meta["hips_height"]`` is the evaluating skeleton's.
+``meta["hips_height"]`` is the evaluating skeleton's. Only humanoid rotations
+are kept: when a character is posed from the library, its own secondary rules
+(sleeve and hair IK, inherit, physics bones) are played again by the pose
+evaluator (:mod:`conrdata.poses.evaluate`), with the leg IK left to these
+IK-solved humanoid rotations.
 """
 
 from __future__ import annotations

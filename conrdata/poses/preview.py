@@ -65,7 +65,9 @@ def render_strip(
         return np.asarray(img)
     local, trans = poses_for_rig(skel, lib, indices)
     wr, wp = evaluate_poses(skel, local, trans)
-    height = max(float(np.ptp(skel.bone_heads[:, 1])) * 1.25, 1e-3)
+    # Framed on the humanoid bones: helper bones may sit far off the body (MMD physics sinkers 錘).
+    body = sorted(skel.humanoid.values()) or list(range(skel.num_bones))
+    height = max(float(np.ptp(skel.bone_heads[body, 1])) * 1.25, 1e-3)
     if len(skel.vertices):
         height = max(height, skel.height())
     scale = 0.8 * cell / height
@@ -75,13 +77,15 @@ def render_strip(
             len(skel.vertices), size=min(4000, len(skel.vertices)), replace=False
         )
     # MMD IK target bones stay where the motion put them, not on the limb: leave them out of the drawing.
-    hidden = [is_ik_bone_name(n) for n in skel.bone_names]
+    mid = skel.bone_heads[body].mean(axis=0)
+    far = np.linalg.norm(skel.bone_heads - mid, axis=1) > height
+    hidden = [is_ik_bone_name(n) or bool(far[b]) for b, n in enumerate(skel.bone_names)]
     for c, _ in enumerate(indices):
         pts_mesh = None
         if sub is not None:
             mats = skinning_matrices(skel, wr[c], wp[c])
             pts_mesh = skin(skel, mats)[sub]
-        centre = wp[c].mean(axis=0)
+        centre = wp[c, body].mean(axis=0)
         for r, v in enumerate(views):
             right, up = VIEWS[v]
             ox, oy = c * cell + cell / 2, r * cell + cell / 2

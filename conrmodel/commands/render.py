@@ -156,7 +156,7 @@ def command(weights: Path, sheet: Path, poses: Path, out: Path, video: Path | No
         first = f" ({errors[0][0]}: {errors[0][1]})" if errors else ""
         raise UserError("no pose could be rendered" + first, poses)
     if video is not None:
-        write_video(video, written, fps, bg)
+        write_video(video, written, fps, bg, premultiplied=premultiplied_png)
 
     report = {
         "weights": str(models.path), "weights_source": models.source, "sheet": names, "size": engine.size,
