@@ -34,7 +34,8 @@ from conrdata.dataset.schema import Clip, ClipImage
 from conrdata.dataset.validate import check_udp_values
 from conrdata.dataset.writer import DatasetWriter
 from conrdata.errors import FormatError, UserError
-from conrdata.imageio import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, read_image
+from conrdata.imageio import DEFAULT_MAX_PIXELS, read_image
+from conrdata.matte.io import is_image_file
 from conrdata.matte.pack import character_id_for
 from conrdata.udp import natural_key, read_udp_file
 
@@ -70,7 +71,7 @@ class UdpPackReport:
 
 
 def udp_character_id(name: str) -> str:
-    """``udp-<slug>-<8 hex>``, named as drawn characters are (:func:`~conrdata.matte.pack.character_id_for`)."""
+    """``udp-<slug>-<8 hex>`` (:func:`conrdata.matte.pack.character_id_for` with prefix ``udp``)."""
     return character_id_for(name, "udp")
 
 
@@ -83,7 +84,7 @@ def _frames_under(folder: Path, recursive: bool) -> list[tuple[Path, Path | None
     files = [p for p in files if p.is_file() and not p.name.startswith(".")]
     images = {}
     for p in files:
-        if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.lower().endswith(".hint.png"):
+        if is_image_file(p):
             images.setdefault(p.with_suffix(""), p)
     udps = sorted((p for p in files if p.suffix.lower() in UDP_FILE_SUFFIXES), key=_path_key)
     return [(p, images.get(p.with_suffix(""))) for p in udps]

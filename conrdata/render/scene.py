@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from conrdata.poses.evaluate import evaluate_pose
+from conrdata.render.gpu_skin import SkinData, skin_positions
 from conrdata.rig import Material, Rig, identity_rotations, skinning_matrices
 from conrdata.udp import encode_landmarks
 
@@ -67,6 +68,9 @@ class DrawMesh:
     - ``bone_world_r`` (B, 3, 3) float64 and ``bone_world_t`` (B, 3) float64: the posed bone
       rotations and heads (world metres) the mesh was skinned with, for per-image joint labels;
       None when the mesh was not posed from a rig.
+    - ``skin``: set when the mesh is to be skinned in the GL vertex shader
+      (``mesh_from_rig(..., gpu_skinning=True)``); ``positions`` are then still the posed
+      positions (for framing), but ``normals`` is None: only the GL rasterizer can draw it.
     """
 
     positions: np.ndarray
@@ -80,6 +84,7 @@ class DrawMesh:
     key: str | None = None
     bone_world_r: np.ndarray | None = None
     bone_world_t: np.ndarray | None = None
+    skin: SkinData | None = None
 
 
 @dataclass
@@ -105,17 +110,26 @@ def mesh_from_rig(
     *,
     landmarks: np.ndarray | None = None,
     key: str | None = None,
+    gpu_skinning: bool = False,
 ) -> DrawMesh:
     """Pose a rig (:func:`conrdata.poses.evaluate.evaluate_pose`, the one pose evaluator, then the
     linear-blend skinning of :mod:`conrdata.rig`) into a :class:`DrawMesh`.
 
     ``local_rotations`` (B, 4) xyzw or (B, 3, 3); None is the bind pose.
     ``landmarks`` may pass precomputed :func:`bind_landmarks` to save time per pose.
+    ``gpu_skinning``: leave the normals (and the drawn positions) to the GL vertex shader
+    (:mod:`conrdata.render.gpu_skin`); the numpy path (False) is the reference.
     """
     if local_rotations is None:
         local_rotations = identity_rotations(rig)
     world_r, world_t = evaluate_pose(rig, local_rotations, root_translation)
-    positions, normals = _skin_both(rig, skinning_matrices(rig, world_r, world_t))
+    matrices = skinning_matrices(rig, world_r, world_t)
+    skin = None
+    if gpu_skinning:
+        skin = SkinData(rig.vertices, rig.normals, rig.joints, rig.weights, matrices.astype(np.float32))
+        positions, normals = skin_positions(skin), None
+    else:
+        positions, normals = _skin_both(rig, matrices)
     return DrawMesh(
         positions=positions,
         normals=normals,
@@ -128,6 +142,7 @@ def mesh_from_rig(
         key=key,
         bone_world_r=world_r,
         bone_world_t=world_t,
+        skin=skin,
     )
 
 

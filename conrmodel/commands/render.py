@@ -13,20 +13,18 @@ from PIL import Image
 from tqdm import tqdm
 
 from conrdata.errors import UserError
-from conrdata.udp import AXIS_ORDERS
+from conrdata.matte.io import is_image_file
+from conrdata.udp import AXIS_ORDERS, natural_key
 from conrmodel.video import write_video
-
-IMAGE_SUFFIXES = (".png", ".webp", ".tif", ".tiff", ".gif", ".bmp", ".jpg", ".jpeg")
 
 
 def _sheet_images(sheet: Path) -> tuple[list[np.ndarray], list[str]]:
-    from conrmodel.udp_io import natural_key, read_image
+    from conrmodel.udp_io import read_image
 
     if sheet.is_file():
         files = [sheet]
     elif sheet.is_dir():
-        files = sorted((p for p in sheet.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES),
-                       key=lambda p: natural_key(p.name))
+        files = sorted((p for p in sheet.iterdir() if is_image_file(p)), key=lambda p: natural_key(p.name))
     else:
         raise UserError("sheet not found", sheet)
     if not files:
