@@ -39,11 +39,11 @@ from conrdata.poses import poses_for_rig, sample_poses  # noqa: E402
 from conrdata.poses.bvh import BvhMotion  # noqa: E402
 from conrdata.poses.evaluate import deform_rules, evaluate_poses  # noqa: E402
 from conrdata.poses.mmd import vmd_to_library  # noqa: E402
-from conrdata.poses.quat import euler_to_quat  # noqa: E402
 from conrdata.poses.retarget import bvh_to_library  # noqa: E402
 from conrdata.poses.vmd import VmdMotion, make_track  # noqa: E402
 from conrdata.procedural import build_character  # noqa: E402
 from conrdata.rig import forward_kinematics, skin, skinning_matrices  # noqa: E402
+from conrdata.rotations import euler_to_quat  # noqa: E402
 
 EVALUATOR_CHARACTERS = {"Gene_light.pmx": ("meshes", "gene", "Gene_light.pmx"),
                         "Godette_vrm_v4.vrm": ("meshes", "godot-vrm", "Godette_vrm_v4.vrm")}

@@ -231,10 +231,11 @@ def run_real(mesh_rel: str, size: int, images: int, posing: str) -> dict:
     from conrdata.character_io import load_character
     from conrdata.convert import convert_folder, list_characters
     from conrdata.poses import poses_for_rig, sample_poses
+    from conrdata.render.camera import frame_points, random_view
     from conrdata.render.gl_rasterizer import GLRasterizer
     from conrdata.render.labels import image_labels, skeleton_spec
     from conrdata.rig import forward_kinematics
-    from conrdata.synth import SynthConfig, render_view
+    from conrdata.synth import SynthConfig
 
     if posing == "fk-only":  # the switch: mesh_from_rig poses with plain FK in this process
         scene.evaluate_pose = forward_kinematics
@@ -254,7 +255,7 @@ def run_real(mesh_rel: str, size: int, images: int, posing: str) -> dict:
     local, trans = poses_for_rig(rig, lib)
     spec = skeleton_spec(rig)
     landmarks = scene.bind_landmarks(rig)
-    config = SynthConfig(resolution=size)
+    shading = SynthConfig(resolution=size).shading()  # synth's look: cel shading and the outline hull
     raster = GLRasterizer(size, size)
     rng = np.random.default_rng(0)
     stages = {"pose_ms": 0.0, "render_ms": 0.0, "labels_ms": 0.0}
@@ -263,13 +264,16 @@ def run_real(mesh_rel: str, size: int, images: int, posing: str) -> dict:
         t0 = time.perf_counter()
         mesh = scene.mesh_from_rig(rig, local[i], trans[i], landmarks=landmarks, key="real")
         t1 = time.perf_counter()
-        res, camera, _, _ = render_view(rig, landmarks, local[i], trans[i], rng, config, raster, key="real")
+        view = random_view(rng)
+        camera = frame_points(mesh.positions, view["yaw"], view["pitch"], width=size, height=size,
+                              yfov_deg=view["yfov"], margin=0.08)
+        res = raster.render(mesh, camera, shading)
         t2 = time.perf_counter()
         labels = image_labels(spec, mesh.bone_world_r, mesh.bone_world_t, camera, res.udp, res.depth)
         t3 = time.perf_counter()
         if i >= 2:  # two warm-up images (shader compile, texture upload)
             stages["pose_ms"] += 1000 * (t1 - t0)
-            stages["render_ms"] += 1000 * (t2 - t1 - (t1 - t0))  # render_view poses again: count it once
+            stages["render_ms"] += 1000 * (t2 - t1)
             stages["labels_ms"] += 1000 * (t3 - t2)
             shares.append(labels["torn_share"])
     raster.close()
@@ -304,8 +308,24 @@ def main(argv=None) -> None:
     ap.add_argument("--real-images", type=int, default=24, help="images per real character and posing")
     ap.add_argument("--real-size", type=int, default=256)
     ap.add_argument("--no-real", action="store_true", help="skip the real characters (shared assets)")
+    ap.add_argument("--speed", action="store_true",
+                    help="only the full-size real-character figures: ours vs pyrender alone on every shared "
+                         "character that converts, and the whole job, sequential vs pipelined path")
+    ap.add_argument("--speed-pairs", type=int, default=12, help="pairs per real-character measurement")
+    ap.add_argument("--job-poses", type=int, default=16, help="poses (x 2 views) per whole-job measurement")
+    ap.add_argument("--job-character", default="gene/Gene_light.pmx")
+    ap.add_argument("--job-workers", default="1,2")
     args = ap.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
+    if args.speed:
+        out = {"benchmark": "synth-speed", "python": platform.python_version(), "cpus": os.cpu_count(),
+               "load_average_before": os.getloadavg()}
+        out |= speed_real_rows(sizes, args.speed_pairs, args.rounds, args.job_poses, args.job_character,
+                               [int(w) for w in args.job_workers.split(",")])
+        out["load_average_after"] = os.getloadavg()
+        _round_floats(out)
+        print(json.dumps(out, indent=2))
+        return
     out = {"benchmark": "synth", "python": platform.python_version(), "cpus": os.cpu_count(),
            "pairs_per_measurement": args.pairs, "rounds": args.rounds,
            "note": "pairs/s = one (UDP float32, RGBA8) pair incl. posing (FK+LBS) and camera; best of the "
@@ -374,6 +394,265 @@ def real_rows(size: int, images: int) -> list[dict]:
         rows.append(row)
         print(f"{rel} done", file=sys.stderr)
     return rows
+
+
+# --- real characters at full size: ours vs pyrender alone, and the whole job old vs new path ---------
+# (issue 15). Every shared mesh that converts is measured; each measurement in its own fresh process.
+
+JOB_PATHS = ("sequential", "pipelined")
+
+
+def convert_shared(dest: str) -> list[dict]:
+    """Convert every mesh under the shared assets' meshes/ into ``dest``: one row per character
+    (id, npz path, source path relative to meshes/), then one row per mesh that did not convert
+    (``skipped`` with the reason)."""
+    from pathlib import Path
+
+    from conrdata.character_io import load_character
+    from conrdata.convert import convert_folder, list_characters
+
+    meshes = _assets_dir() / "meshes"
+    report = convert_folder(meshes, Path(dest), strict=False, progress=False)
+    rows = []
+    for cid, path in list_characters(Path(dest)):
+        rig = load_character(path)
+        src = Path(str(rig.meta.get("source") or rig.meta.get("source_path") or path))
+        rel = src.relative_to(meshes).as_posix() if src.is_relative_to(meshes) else src.name
+        rows.append({"character": rel, "id": cid, "path": str(path), "faces": int(len(rig.faces)),
+                     "vertices": int(len(rig.vertices)), "bones": rig.num_bones,
+                     "materials": len(rig.materials)})
+    rows.sort(key=lambda r: r["character"])
+    for s in report.skipped:
+        src = Path(str(s.get("path")))
+        rel = src.relative_to(meshes).as_posix() if src.is_relative_to(meshes) else src.name
+        rows.append({"character": rel, "skipped": str(s.get("reason"))[:200]})
+    return rows
+
+
+def _real_work(path: str, size: int, count: int):
+    """(rig, landmarks, posed meshes' inputs, cameras): ``count`` sampled poses and framed views."""
+    import numpy as np
+
+    from conrdata.character_io import load_character
+    from conrdata.poses import poses_for_rig, sample_poses
+    from conrdata.render.camera import frame_points, random_view
+    from conrdata.render.scene import bind_landmarks, mesh_from_rig
+
+    rig = load_character(path)
+    local, trans = poses_for_rig(rig, sample_poses(count, 5, rig))
+    landmarks = bind_landmarks(rig)
+    rng = np.random.default_rng(3)
+    cams = []
+    for i in range(count):
+        view = random_view(rng)
+        pts = mesh_from_rig(rig, local[i], trans[i], landmarks=landmarks).positions
+        cams.append(frame_points(pts, view["yaw"], view["pitch"], width=size, height=size,
+                                 yfov_deg=view["yfov"], margin=0.08))
+    return rig, landmarks, local, trans, cams
+
+
+def run_ours_real(path: str, size: int, pairs: int, warmup: int, new: bool = True) -> dict:
+    """Ours on a real character, the baseline's work: pose (evaluator + skinning), unlit textured colour
+    and float32 UDP, read back. ``new=False``: numpy skinning and synchronous read-back (before issue 15)."""
+    from conrdata.render.gl_rasterizer import GLRasterizer
+    from conrdata.render.scene import Shading, mesh_from_rig
+
+    rig, landmarks, local, trans, cams = _real_work(path, size, pairs + warmup)
+    raster = GLRasterizer(size, size)
+    raster.read_with_pbo = new
+    shading = Shading()
+    fg = 0
+    start = cpu = None
+    for i in range(pairs + warmup):
+        if i == warmup:
+            start, cpu = time.perf_counter(), _cpu_seconds()
+        mesh = mesh_from_rig(rig, local[i], trans[i], landmarks=landmarks, key="real", gpu_skinning=new)
+        res = raster.render(mesh, cams[i], shading, depth=False)
+        fg += int(res.udp[..., 3].sum()) if i >= warmup else 0
+    seconds, cpu = time.perf_counter() - start, _cpu_seconds() - cpu
+    raster.close()
+    return {"pairs_per_s": pairs / seconds, "cpu_ms_per_pair": 1000 * cpu / pairs,
+            "mean_foreground_px": fg / pairs,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def run_pyrender_real(path: str, size: int, pairs: int, warmup: int, style: str = "trimesh") -> dict:
+    """pyrender alone on a real character: per pose the same posing as ours (evaluator + numpy
+    skinning), an unlit textured colour pass (one primitive per material) and a flat vertex-colour UDP
+    pass (8-bit, multisampled). ``style`` "trimesh" builds each pose's meshes through trimesh, as the
+    procedural baseline (:func:`run_pyrender`) does; "primitives" is a careful pyrender user: textures
+    and materials wrapped once, bare primitives per pose."""
+    import numpy as np
+    import pyrender
+    import trimesh
+    from PIL import Image
+
+    from conrdata.render.scene import mesh_from_rig
+
+    rig, landmarks, local, trans, cams = _real_work(path, size, pairs + warmup)
+    renderer = pyrender.OffscreenRenderer(size, size)
+    materials = []
+    for mat in rig.materials:
+        tex = None if mat.texture is None else pyrender.Texture(source=mat.texture, source_channels="RGBA")
+        materials.append(pyrender.MetallicRoughnessMaterial(
+            baseColorFactor=np.asarray(mat.base_color, np.float32), baseColorTexture=tex,
+            doubleSided=mat.double_sided, alphaMode=mat.alpha_mode, alphaCutoff=mat.alpha_cutoff))
+    groups = [(m, np.ascontiguousarray(rig.faces[rig.face_material == m])) for m in range(len(rig.materials))]
+    groups = [(m, f) for m, f in groups if len(f)]
+    uv = np.asarray(rig.uvs, np.float32) * [1, -1] + [0, 1]
+    colours = np.concatenate([landmarks, np.ones((len(landmarks), 1), np.float32)], axis=1)
+    images = [None if mat.texture is None else Image.fromarray(mat.texture) for mat in rig.materials]
+    colours8 = (colours * 255).astype(np.uint8)
+    flags = pyrender.RenderFlags.FLAT | pyrender.RenderFlags.RGBA
+
+    def colour_meshes(verts):
+        if style == "primitives":
+            return [pyrender.Mesh([pyrender.Primitive(positions=verts, texcoord_0=uv, indices=f,
+                                                      material=materials[m]) for m, f in groups])]
+        out = []
+        for m, f in groups:
+            visual = None if images[m] is None else trimesh.visual.TextureVisuals(uv=uv, image=images[m])
+            tm = trimesh.Trimesh(verts, f, visual=visual, process=False)
+            out.append(pyrender.Mesh.from_trimesh(tm, material=materials[m] if visual is None else None,
+                                                  smooth=False))
+        return out
+
+    def udp_mesh(verts):
+        if style == "primitives":
+            return pyrender.Mesh([pyrender.Primitive(positions=verts, color_0=colours, indices=rig.faces)])
+        tm = trimesh.Trimesh(verts, rig.faces, vertex_colors=colours8, process=False)
+        return pyrender.Mesh.from_trimesh(tm, smooth=False)
+
+    start = cpu = None
+    for i in range(pairs + warmup):
+        if i == warmup:
+            start, cpu = time.perf_counter(), _cpu_seconds()
+        verts = mesh_from_rig(rig, local[i], trans[i], landmarks=landmarks).positions
+        cam = cams[i]
+        pcam = pyrender.PerspectiveCamera(yfov=cam.yfov, aspectRatio=1.0, znear=cam.znear, zfar=cam.zfar)
+        colour = pyrender.Scene(bg_color=[0, 0, 0, 0], ambient_light=[1, 1, 1])
+        for mesh in colour_meshes(verts):
+            colour.add(mesh)
+        colour.add(pcam, pose=cam.cam_to_world)
+        renderer.render(colour, flags=flags)
+        udp_scene = pyrender.Scene(bg_color=[0, 0, 0, 0], ambient_light=[1, 1, 1])
+        udp_scene.add(udp_mesh(verts))
+        udp_scene.add(pcam, pose=cam.cam_to_world)
+        renderer.render(udp_scene, flags=flags)
+    seconds, cpu = time.perf_counter() - start, _cpu_seconds() - cpu
+    renderer.delete()
+    return {"pairs_per_s": pairs / seconds, "cpu_ms_per_pair": 1000 * cpu / pairs,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def run_job_real(cid: str, path: str, size: int, poses: int, workers: int, job_path: str) -> dict:
+    """The whole job (pose, render, labels, encode, write) on one converted real character.
+
+    ``job_path`` "sequential" is the path before issue 15 (numpy skinning, synchronous read-back,
+    labels and encoding after each render on the same thread); "pipelined" is today's default (skinning
+    in the vertex shader, PBO read-back, labels and encoding on the worker's thread pool)."""
+    import tempfile
+    from pathlib import Path
+
+    from conrdata.engines import make_engine
+    from conrdata.synth import SynthConfig, run_synth
+
+    new = job_path == "pipelined"
+    chars = [(cid, Path(path))]
+    with tempfile.TemporaryDirectory() as tmp:
+        engine = make_engine("local", workers) if workers > 1 else None
+        try:
+            warm = SynthConfig(poses_per_character=2 * workers, views=1, resolution=size, images_per_clip=2,
+                               overlap=new, gpu_skinning=new)
+            run_synth(chars, Path(tmp) / "warm", warm, engine, progress=False)
+            cfg = SynthConfig(poses_per_character=poses, views=2, resolution=size, images_per_clip=4,
+                              overlap=new, gpu_skinning=new)
+            wall, cpu = time.perf_counter(), _cpu_seconds()
+            report = run_synth(chars, Path(tmp) / "out", cfg, engine, progress=False)
+            wall, cpu = time.perf_counter() - wall, _cpu_seconds() - cpu
+        finally:
+            if engine is not None:
+                engine.close()
+    row = {"images_per_s": report.images_per_second, "images": report.images_written,
+           "images_refused": report.images_refused, "wall_s": wall}
+    if workers == 1:  # the worker is this process: its CPU time is the job's
+        row["cpu_ms_per_image"] = 1000 * cpu / max(1, report.images_written)
+        row["cpu_utilisation"] = cpu / wall
+    return row
+
+
+def speed_real_rows(sizes: list[int], pairs: int, rounds: int, job_poses: int, job_character: str,
+                    job_workers: list[int]) -> dict:
+    """Every shared character that converts: ours vs pyrender alone at each size (alternating rounds,
+    best of each side; ratios of wall-clock and of CPU time per pair), then the whole job on
+    ``job_character`` with the sequential and the pipelined path, alternating, for each worker count."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        chars = in_fresh_process("convert_shared", tmp)
+        if "error" in chars:
+            return {"error": chars["error"]}
+        rows, wall_ratios, cpu_ratios = [], [], []
+        for ch in chars:
+            if "skipped" in ch:
+                rows.append(ch)
+                continue
+            for size in sizes:
+                row = {k: ch[k] for k in ("character", "faces", "vertices", "bones", "materials")}
+                row["size"] = size
+                runs = {"ours": [], "ours_before": [], "pyrender": [], "pyrender_primitives": []}
+                for _ in range(rounds):
+                    runs["ours"].append(in_fresh_process("run_ours_real", ch["path"], size, pairs, 2, True))
+                    runs["ours_before"].append(in_fresh_process("run_ours_real", ch["path"], size, pairs, 2,
+                                                                False))
+                    runs["pyrender"].append(in_fresh_process("run_pyrender_real", ch["path"], size, pairs, 2))
+                    runs["pyrender_primitives"].append(
+                        in_fresh_process("run_pyrender_real", ch["path"], size, pairs, 2, "primitives"))
+                for side, rs in runs.items():
+                    row[side] = _best(rs)
+                if "pairs_per_s" in row["ours"] and "pairs_per_s" in row["pyrender"]:
+                    row["speedup"] = row["ours"]["pairs_per_s"] / row["pyrender"]["pairs_per_s"]
+                    row["speedup_cpu"] = row["pyrender"]["cpu_ms_per_pair"] / row["ours"]["cpu_ms_per_pair"]
+                    wall_ratios.append(row["speedup"])
+                    cpu_ratios.append(row["speedup_cpu"])
+                    if "pairs_per_s" in row["ours_before"]:
+                        before = row["ours_before"]["pairs_per_s"]
+                        row["speedup_before"] = before / row["pyrender"]["pairs_per_s"]
+                    if "pairs_per_s" in row["pyrender_primitives"]:
+                        careful = row["pyrender_primitives"]["pairs_per_s"]
+                        row["speedup_vs_primitives"] = row["ours"]["pairs_per_s"] / careful
+                rows.append(row)
+                print(f"{ch['character']} {size}px: ours vs pyrender done", file=sys.stderr)
+        out = {"characters": rows}
+        if wall_ratios:
+            out["speedup_min"], out["speedup_cpu_min"] = min(wall_ratios), min(cpu_ratios)
+            out["goal_5x_met_wall_clock"] = min(wall_ratios) >= 5.0
+            out["goal_5x_met_cpu"] = min(cpu_ratios) >= 5.0
+        job = [c for c in chars if c["character"] == job_character and "skipped" not in c]
+        jobs = []
+        for ch in job:
+            for size in sizes:
+                for workers in job_workers:
+                    entry = {"character": ch["character"], "size": size, "workers": workers}
+                    runs = {p: [] for p in JOB_PATHS}
+                    for _ in range(rounds):
+                        for p in JOB_PATHS:
+                            runs[p].append(in_fresh_process("run_job_real", ch["id"], ch["path"], size,
+                                                            job_poses, workers, p))
+                    for p in JOB_PATHS:
+                        entry[p] = _best(runs[p])
+                    seq, new = entry["sequential"].get("images_per_s"), entry["pipelined"].get("images_per_s")
+                    if seq and new:
+                        entry["speedup"] = new / seq
+                    if "cpu_ms_per_image" in entry["sequential"] and "cpu_ms_per_image" in entry["pipelined"]:
+                        entry["cpu_ms_per_image_ratio"] = (entry["sequential"]["cpu_ms_per_image"]
+                                                           / entry["pipelined"]["cpu_ms_per_image"])
+                    jobs.append(entry)
+                    print(f"job {ch['character']} {size}px {workers} worker(s) done", file=sys.stderr)
+        out["job"] = jobs
+        if not job:
+            out["job_skipped"] = f"{job_character} did not convert or is not in the shared assets"
+    return out
 
 
 def _round_floats(obj):

@@ -35,7 +35,8 @@ import numpy as np
 from conrdata.errors import RigError
 from conrdata.humanoid import REQUIRED_BONES
 from conrdata.poses.evaluate import evaluate_pose
-from conrdata.rig import Rig, shortest_arc, skin, skinning_matrices
+from conrdata.rig import Rig, skin, skinning_matrices
+from conrdata.rotations import quat_from_matrix, shortest_arc
 
 ARM_DROP_DEG = 45.0
 MIN_HEIGHT_M = 0.2
@@ -70,27 +71,6 @@ def _aim_targets(rig: Rig) -> dict[str, tuple[str, np.ndarray]]:
         targets[f"{side}UpperLeg"] = (f"{side}LowerLeg", down)
         targets[f"{side}LowerLeg"] = (f"{side}Foot", down)
     return targets
-
-
-def matrix_to_quat(m: np.ndarray) -> np.ndarray:
-    """Rotation matrix (3, 3) -> unit quaternion (x, y, z, w) with w >= 0 (Shepperd's method)."""
-    m = np.asarray(m, np.float64)
-    tr = m[0, 0] + m[1, 1] + m[2, 2]
-    if tr > 0:
-        s = 2.0 * np.sqrt(tr + 1.0)
-        q = [(m[2, 1] - m[1, 2]) / s, (m[0, 2] - m[2, 0]) / s, (m[1, 0] - m[0, 1]) / s, 0.25 * s]
-    elif m[0, 0] > m[1, 1] and m[0, 0] > m[2, 2]:
-        s = 2.0 * np.sqrt(1.0 + m[0, 0] - m[1, 1] - m[2, 2])
-        q = [0.25 * s, (m[0, 1] + m[1, 0]) / s, (m[0, 2] + m[2, 0]) / s, (m[2, 1] - m[1, 2]) / s]
-    elif m[1, 1] > m[2, 2]:
-        s = 2.0 * np.sqrt(1.0 + m[1, 1] - m[0, 0] - m[2, 2])
-        q = [(m[0, 1] + m[1, 0]) / s, 0.25 * s, (m[1, 2] + m[2, 1]) / s, (m[0, 2] - m[2, 0]) / s]
-    else:
-        s = 2.0 * np.sqrt(1.0 + m[2, 2] - m[0, 0] - m[1, 1])
-        q = [(m[0, 2] + m[2, 0]) / s, (m[1, 2] + m[2, 1]) / s, 0.25 * s, (m[1, 0] - m[0, 1]) / s]
-    q = np.asarray(q)
-    q /= np.linalg.norm(q)
-    return -q if q[3] < 0 else q
 
 
 def _is_descendant(parents: np.ndarray, child: int, ancestor: int) -> bool:
@@ -208,7 +188,7 @@ def align_to_apose(rig: Rig) -> Rig:
             warnings.append(f"{side} toes point backwards after alignment (left/right may be swapped)")
     correction = {}
     for b in range(B):
-        q = matrix_to_quat(local[b])
+        q = quat_from_matrix(local[b])
         if q[3] < 0:
             q = -q
         if abs(q[3]) < 1.0 - 1e-12:
@@ -216,7 +196,7 @@ def align_to_apose(rig: Rig) -> Rig:
     meta = dict(rig.meta)
     meta["apose_correction"] = correction
     meta["apose_translation"] = [float(x) for x in shift]
-    meta["source_rotation"] = [float(x) for x in matrix_to_quat(root_turn)]
+    meta["source_rotation"] = [float(x) for x in quat_from_matrix(root_turn)]
     up_src = root_turn.T @ np.array([0.0, 1.0, 0.0])  # the source axis that became +Y
     k = int(np.argmax(np.abs(up_src)))
     meta["source_up_axis"] = ("+" if up_src[k] > 0 else "-") + "XYZ"[k]

@@ -194,7 +194,7 @@ class _Mesh:
             v0, v1, v2 = pos[faces[:, 0]], pos[faces[:, 1]], pos[faces[:, 2]]
             if np.einsum("ij,ij->i", v0, np.cross(v1, v2)).sum() < 0:
                 faces = faces[:, ::-1]
-        normals = _vertex_normals(pos, faces)
+        normals = vertex_normals(pos, faces, weld_decimals=6)
         if outward_from is not None:
             centre = np.asarray(outward_from, np.float64)
             if np.einsum("ij,ij->i", normals, pos - centre).sum() < 0:
@@ -207,23 +207,6 @@ class _Mesh:
         self.mat.append(np.full(len(faces), material, np.int32))
         self.nrm.append(normals)
         self.count += len(pos)
-
-
-def _vertex_normals(pos: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """Area-weighted vertex normals, welded across vertices that share a position (UV seams)."""
-    fn = np.cross(pos[faces[:, 1]] - pos[faces[:, 0]], pos[faces[:, 2]] - pos[faces[:, 0]])
-    acc = np.zeros_like(pos)
-    for k in range(3):
-        np.add.at(acc, faces[:, k], fn)
-    keys = np.round(pos, 6)
-    _, inv = np.unique(keys, axis=0, return_inverse=True)
-    inv = inv.reshape(-1)
-    welded = np.zeros((inv.max() + 1, 3))
-    np.add.at(welded, inv, acc)
-    n = welded[inv]
-    norm = np.linalg.norm(n, axis=1, keepdims=True)
-    fallback = np.tile([0.0, 1.0, 0.0], (len(pos), 1))
-    return np.where(norm > 1e-12, n / np.maximum(norm, 1e-12), fallback)
 
 
 def _smoothstep(x: np.ndarray) -> np.ndarray:

@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from conrdata.rotations import quat_to_matrix
+
 ALPHA_MODES = ("OPAQUE", "MASK", "BLEND")
 
 
@@ -150,25 +152,6 @@ class Rig:
             raise ValueError("bone_parents must list parents before children")
 
 
-def quat_to_matrix(q: np.ndarray) -> np.ndarray:
-    """Unit quaternions (..., 4) in (x, y, z, w) order to rotation matrices (..., 3, 3)."""
-    q = np.asarray(q, dtype=np.float64)
-    q = q / np.linalg.norm(q, axis=-1, keepdims=True)
-    x, y, z, w = np.moveaxis(q, -1, 0)
-    xx, yy, zz = x * x, y * y, z * z
-    xy, xz, yz = x * y, x * z, y * z
-    wx, wy, wz = w * x, w * y, w * z
-    m = np.stack(
-        [
-            1 - 2 * (yy + zz), 2 * (xy - wz), 2 * (xz + wy),
-            2 * (xy + wz), 1 - 2 * (xx + zz), 2 * (yz - wx),
-            2 * (xz - wy), 2 * (yz + wx), 1 - 2 * (xx + yy),
-        ],
-        axis=-1,
-    )
-    return m.reshape(q.shape[:-1] + (3, 3))
-
-
 def forward_kinematics(
     rig: Rig, local_rotations: np.ndarray, root_translation: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -243,31 +226,3 @@ def identity_rotations(rig: Rig) -> np.ndarray:
     q = np.zeros((rig.num_bones, 4), np.float64)
     q[:, 3] = 1.0
     return q
-
-
-def shortest_arc(
-    a: np.ndarray,
-    b: np.ndarray,
-    spare_axes: tuple[tuple[float, float, float], ...] = ((0.0, 1.0, 0.0), (0.0, 0.0, 1.0)),
-) -> np.ndarray:
-    """Rotation matrix (3, 3) turning direction a onto direction b by the smallest angle.
-
-    Opposite directions have no single shortest arc: the result is then the half
-    turn about ``a x s`` for the first ``s`` of ``spare_axes`` not parallel to ``a``.
-    The default (+Y, then +Z) picks an axis in the horizontal plane.
-    """
-    a = np.asarray(a)
-    b = np.asarray(b)
-    a = a / np.linalg.norm(a)
-    b = b / np.linalg.norm(b)
-    v = np.cross(a, b)
-    c = float(np.dot(a, b))
-    if c < -1.0 + 1e-10:
-        for spare in spare_axes:
-            axis = np.cross(a, spare)
-            if np.linalg.norm(axis) >= 1e-6:
-                break
-        axis /= np.linalg.norm(axis)
-        return 2.0 * np.outer(axis, axis) - np.eye(3)
-    vx = np.array([[0, -v[2], v[1]], [v[2], 0, -v[0]], [-v[1], v[0], 0]])
-    return np.eye(3) + vx + vx @ vx / (1.0 + c)

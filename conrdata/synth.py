@@ -12,7 +12,10 @@ Shape of the job (img2dataset style: a reader makes tasks, workers render, one w
   image from (seed, character id, pose index, view index). So the output does not depend on
   the number of workers, the engine, or on which clips a resumed run still has to do.
 - **Workers** (:func:`render_clip`) keep one :class:`~conrdata.render.gl_rasterizer.GLRasterizer`
-  per process and a small cache of loaded characters and their poses.
+  per process and a small cache of loaded characters and their poses. Inside a worker the GL
+  thread skins in the vertex shader and draws the next view while a small thread pool labels and
+  encodes the previous ones (:mod:`conrdata.synth_pipeline`); ``overlap=False`` and
+  ``gpu_skinning=False`` give the sequential, numpy-skinned reference path.
 - **Writer.** Workers also encode their clip (PNG, compressed UDP) for the character's split, so
   the one :class:`conrdata.dataset.DatasetWriter` only appends bytes (``write_encoded``) and
   results cross process boundaries compressed. Results come back in task order; a rerun skips
@@ -72,6 +75,13 @@ class SynthConfig:
     max_shard_bytes: int = 1 << 30
     max_shard_clips: int = 1000
     max_torn: float = 0.02
+    # How a worker runs, not what it makes (left out of content()): label and encode each image on a
+    # thread pool while the next renders (False: the sequential path, synchronous read-back); skin in
+    # the vertex shader (False: the numpy reference); encoder threads per worker (0: the default of
+    # conrdata.synth_pipeline).
+    overlap: bool = True
+    gpu_skinning: bool = True
+    encode_threads: int = 0
 
     def __post_init__(self) -> None:
         if self.poses_per_character < 1 or self.views < 1 or self.images_per_clip < 1:
@@ -279,12 +289,16 @@ def _character(task: ClipTask):
     return entry
 
 
-def render_view(rig, landmarks, rotations, translation, rng, config: SynthConfig, raster, key=None):
-    """Pose, frame and render one image. Returns (RenderResult, Camera, view dict, DrawMesh)."""
+def render_view(rig, landmarks, rotations, translation, rng, config: SynthConfig, raster, key=None,
+                *, pending: bool = False):
+    """Pose, frame and render one image. Returns (RenderResult, Camera, view dict, DrawMesh);
+    ``pending=True`` returns the :class:`~conrdata.render.gl_rasterizer.PendingRender` in place of the
+    result (its read-back not waited for yet)."""
     from conrdata.render.camera import frame_points, random_view
     from conrdata.render.scene import mesh_from_rig
 
-    mesh = mesh_from_rig(rig, rotations, translation, landmarks=landmarks, key=key)
+    mesh = mesh_from_rig(rig, rotations, translation, landmarks=landmarks, key=key,
+                         gpu_skinning=config.gpu_skinning)
     view = random_view(rng, config.yaw_range, config.pitch_range, config.yfov_range)
     ortho_draw = float(rng.random())
     projection = config.projection
@@ -294,34 +308,49 @@ def render_view(rig, landmarks, rotations, translation, rng, config: SynthConfig
                           height=config.resolution, projection=projection, yfov_deg=view["yfov"],
                           margin=config.margin)
     view["projection"] = projection
+    if pending:
+        return raster.submit(mesh, camera, config.shading()), camera, view, mesh
     return raster.render(mesh, camera, config.shading()), camera, view, mesh
 
 
 def render_clip(task: ClipTask) -> ClipOutcome:
     """Worker entry point: render one clip. Never raises; failures come back as ``error``."""
     from conrdata.dataset import Clip, ClipImage
-    from conrdata.dataset.writer import encode_clip
     from conrdata.render.labels import image_labels
+    from conrdata.synth_pipeline import ImageStage
 
     start = time.perf_counter()
     cfg = task.config
+    # The labels, the gate and (with cfg.overlap) the encoding of each image run on the worker's
+    # thread pool while the next view renders; results come back in pose order (same bytes).
+    stage = ImageStage(cfg.overlap, task.udp_codec, cfg.encode_threads)
     try:
         rig, landmarks, local, trans, pose_ids, mesh_key, spec = _character(task)
         raster = _rasterizer(cfg.resolution)
-        images, refused = [], []
-        for p in task.pose_indices:
-            rng = np.random.default_rng(derive_seed(cfg.seed, "view", task.character_id, p, task.view))
-            res, camera, view, mesh = render_view(rig, landmarks, local[p], trans[p], rng, cfg, raster,
-                                                  key=mesh_key)
+        raster.read_with_pbo = cfg.overlap  # the sequential path reads back synchronously, as before
+
+        def finish(p, res, camera, view, mesh):
             labels = image_labels(spec, mesh.bone_world_r, mesh.bone_world_t, camera, res.udp, res.depth)
             if labels["torn_share"] > cfg.max_torn:
-                refused.append({"pose_index": int(p), "pose_id": pose_ids[p],
-                                "torn_share": labels["torn_share"]})
-                continue
+                return None, {"pose_index": int(p), "pose_id": pose_ids[p],
+                              "torn_share": labels["torn_share"]}
             view.update(pose_index=int(p), view_index=int(task.view))
-            images.append(ClipImage(rgba=res.rgba, udp=res.udp, pose_id=pose_ids[p], view=view,
-                                    camera=camera.to_dict(), source=f"synth:{_source_name(rig, task)}",
-                                    labels=labels))
+            return ClipImage(rgba=res.rgba, udp=res.udp, pose_id=pose_ids[p], view=view,
+                             camera=camera.to_dict(), source=f"synth:{_source_name(rig, task)}",
+                             labels=labels), None
+
+        ahead = None  # one view in flight: the next one is drawn before this one is read back
+        for p in [*task.pose_indices, None]:
+            queued = None
+            if p is not None:
+                rng = np.random.default_rng(derive_seed(cfg.seed, "view", task.character_id, p, task.view))
+                queued = (p, *render_view(rig, landmarks, local[p], trans[p], rng, cfg, raster, key=mesh_key,
+                                          pending=True))
+            if ahead is not None:
+                q, pending, camera, view, mesh = ahead
+                stage.submit(finish, q, pending.result(), camera, view, mesh)
+            ahead = queued
+        images, refused = stage.collect()
         info = _character_info(rig, task)
         if not images:
             return ClipOutcome(task, None, info, None, time.perf_counter() - start, refused)
@@ -330,7 +359,7 @@ def render_clip(task: ClipTask) -> ClipOutcome:
         if refused:
             meta["refused"] = refused
         clip = Clip(task.character_id, task.clip_id, images, meta=meta)
-        encoded = encode_clip(clip, task.split, task.udp_codec)
+        encoded = stage.encode_clip(clip, task.split)
         return ClipOutcome(task, encoded, info, None, time.perf_counter() - start, refused)
     except UserError as err:
         return ClipOutcome(task, None, {}, str(err), time.perf_counter() - start)
@@ -338,6 +367,8 @@ def render_clip(task: ClipTask) -> ClipOutcome:
         where = traceback.extract_tb(err.__traceback__)[-1]
         reason = f"{type(err).__name__}: {err} (at {Path(where.filename).name}:{where.lineno})"
         return ClipOutcome(task, None, {}, reason, time.perf_counter() - start)
+    finally:
+        stage.cancel()
 
 
 def _source_name(rig, task: ClipTask) -> str:

@@ -21,7 +21,8 @@ from conrdata.poses.library import poses_for_rig
 from conrdata.poses.sampler import sample_poses
 from conrdata.procedural import build_character, tpose
 from conrdata.render.primitives import box_arrays
-from conrdata.rig import Material, Rig, forward_kinematics, quat_to_matrix
+from conrdata.rig import Material, Rig, forward_kinematics
+from conrdata.rotations import quat_to_matrix
 from tests.apose_criteria import assert_apose
 from tests.conftest import assets_or_skip
 

@@ -20,7 +20,6 @@ from conrdata.poses.evaluate import (
     world_corrections,
 )
 from conrdata.poses.mmd import vmd_to_library
-from conrdata.poses.quat import axis_rotation, quat_from_axis_angle, quat_from_matrix
 from conrdata.poses.retarget import bvh_to_library
 from conrdata.poses.vmd import VmdMotion, make_track
 from conrdata.rig import (
@@ -30,6 +29,7 @@ from conrdata.rig import (
     skin,
     skinning_matrices,
 )
+from conrdata.rotations import axis_rotation, quat_from_axis_angle, quat_from_matrix
 from tests import mmd_writer
 from tests.conftest import assets_or_skip
 from tests.poses_testdata import apose_frame, cmu_bvh

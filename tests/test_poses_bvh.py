@@ -6,9 +6,9 @@ import pytest
 from conrdata.errors import FormatError
 from conrdata.poses import pose_for_rig, standard_skeleton
 from conrdata.poses.bvh import bvh_text, parse_bvh, read_bvh, write_bvh
-from conrdata.poses.quat import quat_angle
 from conrdata.poses.retarget import bvh_to_library, map_source_names
 from conrdata.rig import forward_kinematics
+from conrdata.rotations import quat_angle
 from tests.poses_testdata import CMU_TO_HUMANOID, apose_frame, cmu_bvh, euler_between
 
 

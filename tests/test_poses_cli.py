@@ -8,9 +8,9 @@ from PIL import Image
 from conrdata.cli import group
 from conrdata.poses import load_pose_library, pose_for_rig
 from conrdata.poses.bvh import write_bvh
-from conrdata.poses.quat import axis_rotation
 from conrdata.poses.vmd import VmdMotion, make_track, write_vmd
 from conrdata.rig import forward_kinematics
+from conrdata.rotations import axis_rotation
 from tests.conftest import assets_or_skip
 from tests.poses_testdata import apose_frame, cmu_bvh
 
@@ -96,7 +96,8 @@ def test_help_teaches():
 
 @pytest.mark.slow
 def _first_humanoid(paths):
-    """The first model among ``paths`` that loads with every required humanoid bone, and the reasons others were passed over."""
+    """The first model among ``paths`` that loads with every required humanoid bone, and the reasons
+    others were passed over."""
     from conrdata.errors import UserError
     from conrdata.formats import load_model
     from conrdata.humanoid import REQUIRED_BONES
@@ -116,7 +117,8 @@ def _first_humanoid(paths):
 
 
 def test_real_motions_drive_vrm_and_pmx_characters(tmp_path):
-    """Every real motion drives the first humanoid VRM and the first humanoid PMX (feature-test PMX files are passed over)."""
+    """Every real motion drives the first humanoid VRM and the first humanoid PMX (feature-test PMX
+    files are passed over)."""
     motions = assets_or_skip("motions")
     meshes = assets_or_skip("meshes")
     from conrdata.apose import align_to_apose

@@ -16,7 +16,9 @@ from conrdata.poses import (
     standard_skeleton,
 )
 from conrdata.poses.evaluate import evaluate_pose
-from conrdata.poses.quat import (
+from conrdata.poses.sampler import LIMITS, self_penetrating
+from conrdata.rig import Material, Rig, forward_kinematics
+from conrdata.rotations import (
     axis_rotation,
     euler_to_quat,
     matrix_to_euler,
@@ -25,10 +27,9 @@ from conrdata.poses.quat import (
     quat_mul,
     quat_rotate,
     quat_slerp,
+    quat_to_matrix,
     rotation_between,
 )
-from conrdata.poses.sampler import LIMITS, self_penetrating
-from conrdata.rig import Material, Rig, forward_kinematics, quat_to_matrix
 
 
 def chain_rig(extra: bool = True) -> Rig:

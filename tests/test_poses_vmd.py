@@ -7,7 +7,6 @@ from conrdata.errors import FormatError
 from conrdata.poses import pose_for_rig, standard_skeleton
 from conrdata.poses.evaluate import evaluate_pose
 from conrdata.poses.mmd import MMD_REST_ARM_DEG, mmd_skeleton_for, vmd_to_library
-from conrdata.poses.quat import axis_rotation, quat_angle
 from conrdata.poses.vmd import (
     VmdMotion,
     bezier_ease,
@@ -19,6 +18,7 @@ from conrdata.poses.vmd import (
     write_vmd,
 )
 from conrdata.rig import forward_kinematics
+from conrdata.rotations import axis_rotation, quat_angle
 
 EASE = (127, 0, 0, 127)  # x1, y1, x2, y2: slow in, slow out
 LINEAR = (20, 20, 107, 107)

@@ -25,8 +25,8 @@ from conrdata.poses import load_pose_library
 from conrdata.poses.build import build_library
 from conrdata.poses.bvh import bvh_text, parse_bvh, read_bvh
 from conrdata.poses.mmd import evaluate_vmd, mmd_skeleton_for
-from conrdata.poses.quat import axis_rotation, quat_angle
 from conrdata.poses.vmd import VmdMotion, field_text, make_track, parse_vmd, vmd_bytes
+from conrdata.rotations import axis_rotation, quat_angle
 from tests.conftest import assets_or_skip
 from tests.mmd_writer import BODY_RGB, pmd_bytes, pmx_bytes, tiny_humanoid, write_pmx, write_textures
 from tests.poses_testdata import apose_frame, cmu_bvh

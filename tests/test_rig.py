@@ -8,8 +8,8 @@ from conrdata.rig import (
     forward_kinematics,
     identity_rotations,
     pose_vertices,
-    quat_to_matrix,
 )
+from conrdata.rotations import quat_to_matrix
 
 
 def two_bone_rig() -> Rig:

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from conrdata.errors import FormatError
+from conrdata.rotations import quat_to_matrix
 
 GLB_MAGIC = b"glTF"
 CHUNK_JSON = 0x4E4F534A
@@ -286,7 +287,6 @@ class GltfDocument:
         norm = float(np.linalg.norm(r)) if np.abs(r).max() < 1e6 else np.inf
         if not 1e-12 < norm < 1e6:
             raise FormatError(f"nodes[{index}].rotation is not a unit quaternion", self.path)
-        from conrdata.rig import quat_to_matrix
 
         m = np.eye(4)
         m[:3, :3] = quat_to_matrix(r / norm) * s[None, :]

@@ -47,7 +47,9 @@ import numpy as np
 from conrdata.errors import FormatError, RigError
 from conrdata.formats.gltf import GltfDocument, _floats
 from conrdata.humanoid import HUMANOID_BONES, VRM0_RENAMES
+from conrdata.mesh import normalize_skin_weights, vertex_normals
 from conrdata.rig import Material, Rig
+from conrdata.rotations import quat_from_matrix
 
 #: Refuse models larger than this many vertices (a guard, far above any real character).
 MAX_VERTICES = 20_000_000
@@ -242,8 +244,7 @@ class _RigReader:
             raise self.fail("vertex positions are not finite")
         missing = np.isnan(self.normals).any(axis=1)
         if missing.any():
-            computed = _face_normals(self.vertices, self.faces)
-            self.normals[missing] = computed[missing]
+            self.normals[missing] = vertex_normals(self.vertices, self.faces)[missing]
 
     def _skin_matrices(self, skin_index: int) -> np.ndarray:
         """(J, 4, 4) joint matrices G_j @ IBM_j of a skin at the rest pose."""
@@ -283,24 +284,14 @@ class _RigReader:
                 wl.append(w.astype(np.float64))
                 k += 1
             j_all = np.concatenate(jl, axis=1)
-            w_all = np.clip(np.nan_to_num(np.concatenate(wl, axis=1)), 0.0, None)
+            w_all = np.concatenate(wl, axis=1)
             njoints = len(self.skin_joints[skin_index])
             bad = (j_all >= njoints) & (w_all > 0)
             if bad.any():
                 raise self.fail(f"JOINTS_0 refers to joint {int(j_all[bad].max())} of a skin with {njoints}")
-            j_all = np.where(j_all < njoints, j_all, 0)
-            order = np.argsort(-w_all, axis=1, kind="stable")[:, :4]
-            j4 = np.take_along_axis(j_all, order, 1)
-            w4 = np.take_along_axis(w_all, order, 1)
-            sums = w4.sum(1, keepdims=True)
-            zero = sums[:, 0] <= 1e-12
-            if zero.any():
-                self.warnings.append(f"{int(zero.sum())} vertices had no skin weight; "
-                                     "bound to the skin's first joint")
-                w4[zero] = [1.0, 0, 0, 0]
-                j4[zero] = 0
-                sums[zero] = 1.0
-            w4 = w4 / sums
+            j4, w4, empty = normalize_skin_weights(np.where(j_all < njoints, j_all, 0), w_all)
+            if empty:
+                self.warnings.append(f"{empty} vertices had no skin weight; bound to the skin's first joint")
             mats = np.einsum("vk,vkij->vij", w4, skin_mats[j4])
             world_p = np.einsum("vij,vj->vi", mats[:, :3, :3], p) + mats[:, :3, 3]
             world_n = None if n is None else np.einsum("vij,vj->vi", mats[:, :3, :3], n.astype(np.float64))
@@ -598,17 +589,4 @@ def _rotation_part(m: np.ndarray) -> np.ndarray:
 
 
 def _matrix_quat(m: np.ndarray) -> list[float]:
-    from conrdata.poses.quat import quat_from_matrix  # lazy: the formats package does not need poses
-
     return [float(x) for x in quat_from_matrix(m)]
-
-
-def _face_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """Area-weighted vertex normals (V, 3) from triangles; +Y where a vertex has no area."""
-    v = vertices.astype(np.float64)
-    fn = np.cross(v[faces[:, 1]] - v[faces[:, 0]], v[faces[:, 2]] - v[faces[:, 0]])
-    acc = np.zeros_like(v)
-    for k in range(3):
-        np.add.at(acc, faces[:, k], fn)
-    norm = np.linalg.norm(acc, axis=1, keepdims=True)
-    return np.where(norm > 1e-20, acc / np.maximum(norm, 1e-300), [0.0, 1.0, 0.0])

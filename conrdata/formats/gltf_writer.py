@@ -21,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from conrdata.rig import Rig, shortest_arc
+from conrdata.rig import Rig
+from conrdata.rotations import quat_from_matrix, shortest_arc
 
 FLOAT, UBYTE, USHORT, UINT = 5126, 5121, 5123, 5125
 
@@ -58,12 +59,6 @@ class _Bin:
             acc["max"] = [float(x) for x in flat.max(0)]
         self.accessors.append(acc)
         return len(self.accessors) - 1
-
-
-def _matrix_to_quat(m: np.ndarray) -> list[float]:
-    from conrdata.apose import matrix_to_quat
-
-    return [float(x) for x in matrix_to_quat(m)]
 
 
 def _bone_rotations(rig: Rig, heads: np.ndarray, mode: str) -> np.ndarray:
@@ -141,7 +136,7 @@ def rig_to_gltf(
         local = np.linalg.inv(arm if p < 0 else world[p]) @ world[b]
         node = {"name": rename(rig.bone_names[b]), "translation": [float(x) for x in local[:3, 3]]}
         if bone_axes != "identity":
-            node["rotation"] = _matrix_to_quat(local[:3, :3])
+            node["rotation"] = [float(x) for x in quat_from_matrix(local[:3, :3])]
         nodes.append(node)
         if p < 0:
             nodes[0]["children"].append(b + 1)

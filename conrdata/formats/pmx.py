@@ -53,6 +53,7 @@ from conrdata.bonemaps import map_bone_names
 from conrdata.errors import FormatError
 from conrdata.formats.binreader import BinReader
 from conrdata.formats.textures import load_texture
+from conrdata.mesh import normalize_skin_weights, vertex_normals
 from conrdata.rig import IKChain, Material, Rig
 
 #: Metres per MMD unit.
@@ -511,16 +512,6 @@ def _convert_limits(lo, hi) -> tuple[np.ndarray, np.ndarray]:
     return np.minimum(new_lo, new_hi) + 0.0, np.maximum(new_lo, new_hi) + 0.0
 
 
-def _vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    n = np.zeros_like(vertices)
-    if len(faces):
-        a, b, c = (vertices[faces[:, k]] for k in range(3))
-        fn = np.cross(b - a, c - a)
-        for k in range(3):
-            np.add.at(n, faces[:, k], fn)
-    return n
-
-
 def build_rig(model: MMDModel, path: str | os.PathLike) -> Rig:
     """Convert a parsed MMD model into a project :class:`Rig` (frame, units, order, textures)."""
     path = Path(path)
@@ -546,12 +537,8 @@ def build_rig(model: MMDModel, path: str | os.PathLike) -> Rig:
     length = np.linalg.norm(normals, axis=1)
     bad = length < 1e-8
     if bad.any():
-        recomputed = _vertex_normals(vertices, faces)
-        normals[bad] = recomputed[bad]
-        length = np.linalg.norm(normals, axis=1)
-        still = length < 1e-12
-        normals[still] = (0.0, 1.0, 0.0)
-        length[still] = 1.0
+        normals[bad] = vertex_normals(vertices, faces)[bad]
+        length[bad] = 1.0
     normals = normals / length[:, None]
     uvs = np.where(np.isfinite(model.uvs), model.uvs, 0.0)
 
@@ -581,24 +568,19 @@ def build_rig(model: MMDModel, path: str | os.PathLike) -> Rig:
 
     # Skin weights.
     joints = np.asarray(model.bone_indices, np.int64).copy()
-    weights = np.where(np.isfinite(model.bone_weights), model.bone_weights, 0.0).astype(np.float64)
-    weights = np.clip(weights, 0.0, 1e3)  # keeps the row sums finite
+    weights = np.asarray(model.bone_weights, np.float64).copy()
     invalid = (joints < 0) | (joints >= B)
-    if np.any(invalid & (weights > 0)):
-        warns.append(f"{int(np.any(invalid & (weights > 0), axis=1).sum())} vertices weighted to missing "
-                     "bones; those weights dropped")
+    with np.errstate(invalid="ignore"):
+        dropped = np.any(invalid & np.isfinite(weights) & (weights > 0), axis=1)
+    if dropped.any():
+        warns.append(f"{int(dropped.sum())} vertices weighted to missing bones; those weights dropped")
     weights[invalid] = 0.0
     joints[invalid] = 0
     if B:
         joints = remap[alias[joints]]
-    total = weights.sum(axis=1)
-    empty = total <= 1e-12
-    if empty.any():
-        warns.append(f"{int(empty.sum())} vertices had no bone weight; bound to bone 0")
-        weights[empty] = (1.0, 0.0, 0.0, 0.0)
-        joints[empty] = 0
-        total[empty] = 1.0
-    weights = weights / total[:, None]
+    joints, weights, empty = normalize_skin_weights(joints, weights)
+    if empty:
+        warns.append(f"{empty} vertices had no bone weight; bound to bone 0")
 
     # Materials, textures and per-face material index.
     used_tex = {m.texture for m in model.materials if 0 <= m.texture < len(model.textures)}

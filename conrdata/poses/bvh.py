@@ -23,7 +23,7 @@ import numpy as np
 
 from conrdata.errors import FormatError
 from conrdata.poses.kinematics import fk_batch
-from conrdata.poses.quat import euler_to_quat, quat_identity
+from conrdata.rotations import euler_to_quat, quat_identity
 
 CHANNEL_NAMES = ("Xposition", "Yposition", "Zposition", "Xrotation", "Yrotation", "Zrotation")
 MAX_JOINTS = 10_000

@@ -76,8 +76,15 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from conrdata.poses.ik import PoseState, solve_ccd
-from conrdata.poses.quat import quat_from_matrix, quat_identity, quat_normalize, quat_slerp, quat_to_matrix
-from conrdata.rig import IKChain, Rig, forward_kinematics, shortest_arc, skin, skinning_matrices
+from conrdata.rig import IKChain, Rig, forward_kinematics, skin, skinning_matrices
+from conrdata.rotations import (
+    quat_from_matrix,
+    quat_identity,
+    quat_normalize,
+    quat_slerp,
+    quat_to_matrix,
+    shortest_arc,
+)
 
 #: Rigid body modes (PMX/PMD): follows its bone, simulated, simulated with the bone's position kept.
 RIGID_KINEMATIC, RIGID_DYNAMIC, RIGID_DYNAMIC_BONE = 0, 1, 2

@@ -26,9 +26,16 @@ from conrdata.errors import FormatError, RigError
 from conrdata.formats.gltf import GltfDocument
 from conrdata.humanoid import HUMANOID_BONES, VRM0_RENAMES
 from conrdata.poses.library import PoseLibrary
-from conrdata.poses.quat import quat_conj, quat_from_matrix, quat_mul, quat_normalize, quat_slerp
 from conrdata.poses.retarget import map_source_names, retarget_world
-from conrdata.rig import Rig, quat_to_matrix
+from conrdata.rig import Rig
+from conrdata.rotations import (
+    quat_conj,
+    quat_from_matrix,
+    quat_mul,
+    quat_normalize,
+    quat_slerp,
+    quat_to_matrix,
+)
 
 INTERPOLATIONS = ("LINEAR", "STEP", "CUBICSPLINE")
 MAX_SAMPLES = 1_000_000

@@ -26,40 +26,7 @@ import math
 import numpy as np
 
 from conrdata.rig import IKChain
-
-
-def _rot(axis: np.ndarray, angle: float) -> np.ndarray:
-    """Rotation matrix about a unit axis (Rodrigues)."""
-    x, y, z = axis
-    c, s = math.cos(angle), math.sin(angle)
-    C = 1.0 - c
-    return np.array(
-        [
-            [c + x * x * C, x * y * C - z * s, x * z * C + y * s],
-            [y * x * C + z * s, c + y * y * C, y * z * C - x * s],
-            [z * x * C - y * s, z * y * C + x * s, c + z * z * C],
-        ]
-    )
-
-
-def _rx(angle: float) -> np.ndarray:
-    c, s = math.cos(angle), math.sin(angle)
-    return np.array([[1.0, 0, 0], [0, c, -s], [0, s, c]])
-
-
-def _euler_xyz(m: np.ndarray) -> np.ndarray:
-    sy = max(-1.0, min(1.0, m[0, 2]))
-    return np.array([math.atan2(-m[1, 2], m[2, 2]), math.asin(sy), math.atan2(-m[0, 1], m[0, 0])])
-
-
-def _from_euler_xyz(a: np.ndarray) -> np.ndarray:
-    cx, sx = math.cos(a[0]), math.sin(a[0])
-    cy, sy = math.cos(a[1]), math.sin(a[1])
-    cz, sz = math.cos(a[2]), math.sin(a[2])
-    rx = np.array([[1.0, 0, 0], [0, cx, -sx], [0, sx, cx]])
-    ry = np.array([[cy, 0, sy], [0, 1.0, 0], [-sy, 0, cy]])
-    rz = np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1.0]])
-    return rx @ ry @ rz
+from conrdata.rotations import axis_matrix, euler_to_matrix, matrix_from_axis_angle, matrix_to_euler
 
 
 def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -200,7 +167,7 @@ def _set_hinge_by_distance(
     ang = hinge_angle_for_distance(
         state.world_p[top], state.world_p[hinge], state.world_p[effector], axis, dist, cur, lo, hi
     )
-    state.local_r[hinge] = _rx(ang)
+    state.local_r[hinge] = axis_matrix("X", ang)
     state.refresh(path[path.index(hinge) :])
 
 
@@ -224,7 +191,7 @@ def _aim(
     angle = min(math.acos(max(-1.0, min(1.0, float(v1 @ v2)))), max_angle)
     p = state.parents[link]
     wp = state.world_r[p] if p >= 0 else np.eye(3)
-    state.local_r[link] = wp.T @ _rot(axis, angle) @ wp @ state.local_r[link]
+    state.local_r[link] = wp.T @ matrix_from_axis_angle(axis, angle) @ wp @ state.local_r[link]
     state.refresh(path[path.index(link) :])
 
 
@@ -292,15 +259,15 @@ def solve_ccd(state: PoseState, chain: IKChain, target: np.ndarray | None = None
                 delta = math.atan2(float(axis @ _cross(v1, v2)), float(v1 @ v2))
                 delta = max(-max_angle, min(max_angle, delta))
                 ang = min(max(_hinge_current(state.local_r[link]) + delta, lim[0, 0]), lim[1, 0])
-                state.local_r[link] = _rx(ang)
+                state.local_r[link] = axis_matrix("X", ang)
                 state.refresh(path[path.index(link) :])
             else:
                 _aim(state, path, link, chain.target_bone, target, max_angle)
                 if limited[k]:
-                    e = _euler_xyz(state.local_r[link])
+                    e = matrix_to_euler(state.local_r[link])
                     lo = np.where(np.isnan(lim[0]), -np.inf, lim[0])
                     hi = np.where(np.isnan(lim[1]), np.inf, lim[1])
-                    state.local_r[link] = _from_euler_xyz(np.clip(e, lo, hi))
+                    state.local_r[link] = euler_to_matrix(np.clip(e, lo, hi))
                     state.refresh(path[path.index(link) :])
         err = float(np.linalg.norm(state.world_p[chain.target_bone] - target))
         if err < tol or prev - err < 1e-7:  # reached, or stalled (unreachable / at a limit)

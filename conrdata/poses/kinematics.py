@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from conrdata.poses.quat import quat_identity, quat_mul, quat_normalize, quat_rotate
+from conrdata.rotations import quat_identity, quat_mul, quat_normalize, quat_rotate
 
 
 def fk_batch(

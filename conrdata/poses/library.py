@@ -46,9 +46,9 @@ import numpy as np
 
 from conrdata.errors import FormatError
 from conrdata.humanoid import HUMANOID_BONES
-from conrdata.poses.quat import quat_conj, quat_identity, quat_mul, quat_normalize, quat_slerp
 from conrdata.poses.skeleton import HUMANOID_PARENT, hips_height, humanoid_parent_in
 from conrdata.rig import Rig
+from conrdata.rotations import quat_conj, quat_identity, quat_mul, quat_normalize, quat_slerp
 
 FORMAT_VERSION = 1
 KIND = "conr-pose-library"

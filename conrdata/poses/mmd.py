@@ -48,7 +48,10 @@ from conrdata.humanoid import HUMANOID_BONES
 from conrdata.poses.ik import PoseState, solve_ccd, solve_two_bone
 from conrdata.poses.kinematics import fk_batch
 from conrdata.poses.library import PoseLibrary, inherit_rotations, library_from_world
-from conrdata.poses.quat import (
+from conrdata.poses.skeleton import hips_height, standard_skeleton
+from conrdata.poses.vmd import MMD_FPS, VmdMotion, field_text, sample_track
+from conrdata.rig import IKChain, Rig
+from conrdata.rotations import (
     axis_rotation,
     quat_conj,
     quat_from_matrix,
@@ -58,9 +61,6 @@ from conrdata.poses.quat import (
     quat_rotate,
     quat_to_matrix,
 )
-from conrdata.poses.skeleton import hips_height, standard_skeleton
-from conrdata.poses.vmd import MMD_FPS, VmdMotion, field_text, sample_track
-from conrdata.rig import IKChain, Rig
 
 MMD_UNIT_METRES = 0.08
 MMD_REST_ARM_DEG = 37.5

@@ -31,9 +31,9 @@ import numpy as np
 from conrdata.bonemaps import CMU_BVH_TO_HUMANOID, map_bone_names
 from conrdata.humanoid import HUMANOID_BONES
 from conrdata.poses.library import PoseLibrary, library_from_world
-from conrdata.poses.quat import quat_conj, quat_from_matrix, quat_identity, quat_mul, rotation_between
 from conrdata.poses.skeleton import DIRECTION_CHILD, HUMANOID_PARENT, hips_height, standard_skeleton
 from conrdata.rig import Rig
+from conrdata.rotations import quat_conj, quat_from_matrix, quat_identity, quat_mul, rotation_between
 
 
 def source_basis(rest: np.ndarray, humanoid: dict[str, int]) -> np.ndarray:

@@ -343,6 +343,9 @@ class GLRasterizer:
 
     # Read-back slots kept alive at most; submitting more than this without collecting resolves the oldest.
     max_pending = 8
+    # False: read straight into client memory at submit (the path before pixel buffer objects;
+    # benchmarks/synth.py's sequential baseline).
+    read_with_pbo = True
 
     def submit(
         self, mesh: DrawMesh, camera: Camera, shading: Shading | None = None, *, depth: bool = True
@@ -362,6 +365,10 @@ class GLRasterizer:
         finally:
             if temporary:
                 static.delete()
+        if not self.read_with_pbo:
+            pending = PendingRender(self, None, any_blend, depth)
+            pending._result = self._read_now(any_blend, depth)
+            return pending
         while len(self._outstanding) >= self.max_pending:
             self._outstanding[0].result()
         slot = self._free_slots.pop() if self._free_slots else _ReadSlot(self.width, self.height)
@@ -369,6 +376,20 @@ class GLRasterizer:
         pending = PendingRender(self, slot, any_blend, depth)
         self._outstanding.append(pending)
         return pending
+
+    def _read_now(self, any_blend: bool, want_depth: bool) -> RenderResult:
+        """Synchronous read-back into client memory (waits for the raster)."""
+        w, h = self.width, self.height
+        GL.glPixelStorei(GL.GL_PACK_ALIGNMENT, 1)
+        out = [np.empty((h, w, 4), np.uint8), np.empty((h, w, 4), np.float32)]
+        if want_depth:
+            out.append(np.empty((h, w), np.float32))
+        for i, (arr, (fmt, typ, _bpp)) in enumerate(zip(out, _TARGETS)):
+            GL.glReadBuffer(GL.GL_COLOR_ATTACHMENT0 + i)
+            GL.glReadPixels(0, 0, w, h, fmt, typ, arr)
+        if any_blend:
+            _unpremultiply_over_background(out[0])
+        return RenderResult(rgba=out[0], udp=out[1], depth=out[2] if want_depth else None)
 
     def _upload_bones(self, skin: SkinData) -> None:
         texels = bone_texels(skin.matrices)
@@ -539,7 +560,7 @@ class PendingRender:
     returns the same :class:`RenderResult` on every later call. Collect it on the thread that owns
     the rasterizer's GL context."""
 
-    def __init__(self, raster: GLRasterizer, slot: _ReadSlot, any_blend: bool, want_depth: bool):
+    def __init__(self, raster: GLRasterizer, slot: _ReadSlot | None, any_blend: bool, want_depth: bool):
         self._raster, self._slot = raster, slot
         self._any_blend, self._want_depth = any_blend, want_depth
         self._result: RenderResult | None = None

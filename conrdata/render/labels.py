@@ -66,6 +66,7 @@ _POINT_BONES = ("leftEye", "rightEye", "jaw") + tuple(
     n for n in HUMANOID_BONES if any(f in n for f in ("Thumb", "Index", "Middle", "Ring", "Little")))
 _RELATIVE_SLACK = 0.5  # candidates: segments within (1 + this) x the nearest one's distance, + margin
 _CHUNK = 16384  # pixels per block in torn_share (bounds memory at large resolutions)
+_MAX_CANDIDATES = 6  # nearest bind segments a pixel is tested against (more are as good as never near)
 
 
 @dataclass
@@ -193,12 +194,12 @@ def _joint_radius(rig, name, present, parents, owners, owner_of_bone, verts, hea
 def _face_points(rig: Rig, present, owners, verts, heads) -> tuple[np.ndarray, np.ndarray, str]:
     """Bind positions of nose, eyes and ears as (carrying bone, offset from its head).
 
-    Eyes: the ``leftEye``/``rightEye`` bone heads when the rig has both; else on the front surface of
-    the head mesh at 45 % of the way from the head bone to the top of the head, 20 % of the head's
-    width either side of its centre. Nose: between the eyes, 30 % of the eye distance lower, on
-    the front surface of the head mesh. Ears: at eye height, at the lateral extremes of the head
-    mesh there (hair included), at the depth of the head bone. All but the eye bones are carried
-    by the head bone.
+    Eyes: on the front surface of the head mesh in front of the ``leftEye``/``rightEye`` bone heads
+    when the rig has both; else at 45 % of the way from the head bone to the top of the head, 20 %
+    of the head's width either side of its centre. Nose: between the eyes, 30 % of the eye distance
+    lower, on the front surface of the head mesh. Ears: at eye height, at the lateral extremes of
+    the head mesh there (hair included), at the depth of the head bone. All are carried by the head
+    bone (an eye's own rotation is gaze, not a move of the eye).
     """
     head_b = present.get("head")
     if head_b is None:
@@ -219,8 +220,11 @@ def _face_points(rig: Rig, present, owners, verts, heads) -> tuple[np.ndarray, n
             half *= 2
 
     if "leftEye" in present and "rightEye" in present:
-        left, right = heads[present["leftEye"]], heads[present["rightEye"]]
-        eye_bones = (present["leftEye"], present["rightEye"])
+        # Eye bones sit at the eyeball's centre of rotation, often centimetres behind the face:
+        # the keypoint is the front of the head mesh in front of each.
+        left, right = heads[present["leftEye"]].copy(), heads[present["rightEye"]].copy()
+        half = max(0.2 * float(np.linalg.norm(left - right)), 0.004 * H)
+        left[2], right[2] = front(left[0], left[1], half), front(right[0], right[1], half)
         source = "eye bones"
     else:
         top = float(mine[:, 1].max())
@@ -230,7 +234,6 @@ def _face_points(rig: Rig, present, owners, verts, heads) -> tuple[np.ndarray, n
         half = max(0.05 * width, 0.004 * H)
         left = np.array([cx + 0.2 * width, eye_y, front(cx + 0.2 * width, eye_y, half)])
         right = np.array([cx - 0.2 * width, eye_y, front(cx - 0.2 * width, eye_y, half)])
-        eye_bones = (head_b, head_b)
         source = "head mesh"
     eye_dist = max(float(np.linalg.norm(left - right)), 0.01 * H)
     mid = (left + right) / 2
@@ -241,7 +244,7 @@ def _face_points(rig: Rig, present, owners, verts, heads) -> tuple[np.ndarray, n
         band = mine
     left_ear = np.array([band[:, 0].max(), mid[1], head[2]])
     right_ear = np.array([band[:, 0].min(), mid[1], head[2]])
-    bones = np.array([head_b, eye_bones[0], eye_bones[1], head_b, head_b], np.int64)
+    bones = np.full(5, head_b, np.int64)
     points = np.stack([nose, left, right, left_ear, right_ear])
     return bones, points - heads[bones], source
 
@@ -310,23 +313,24 @@ def coco17_keypoints(spec: SkeletonSpec, world_r: np.ndarray, world_t: np.ndarra
 
 
 def _point_segment_distance(p: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Distances (N, S) from points (N, 3) to segments a, b (S, 3)."""
+    """Distances (N, S) from points (N, 3) to segments a, b (S, 3), by matrix products (no (N, S, 3))."""
     ab = b - a
-    denom = np.maximum(np.einsum("sk,sk->s", ab, ab), 1e-18)
-    t = np.clip(np.einsum("nsk,sk->ns", p[:, None, :] - a[None], ab) / denom, 0.0, 1.0)
-    closest = a[None] + t[..., None] * ab[None]
-    return np.linalg.norm(p[:, None, :] - closest, axis=-1)
+    ab2 = np.maximum(np.einsum("sk,sk->s", ab, ab), 1e-18)
+    p_ab = p @ ab.T - np.einsum("sk,sk->s", a, ab)  # (p - a) . ab
+    t = np.clip(p_ab / ab2, 0.0, 1.0)
+    pa2 = np.einsum("nk,nk->n", p, p)[:, None] - 2 * (p @ a.T) + np.einsum("sk,sk->s", a, a)  # |p - a|^2
+    return np.sqrt(np.maximum(pa2 - 2 * t * p_ab + t * t * ab2, 0.0))
 
 
 def _ray_segments_distance(origin: np.ndarray, direction: np.ndarray, a: np.ndarray,
                            b: np.ndarray) -> np.ndarray:
-    """Distances (N, S) between lines (origin, unit direction) (N, 3) and segments a, b (S, 3)."""
+    """Distances (N, K) between lines (origin, unit direction) (N, 3) and segments a, b (N, K, 3)."""
 
-    def perp(w):  # (N, S, 3): the part of w perpendicular to each line
+    def perp(w):  # (N, K, 3): the part of w perpendicular to each line
         return w - np.einsum("nsk,nk->ns", w, direction)[..., None] * direction[:, None, :]
 
-    u = perp(a[None] - origin[:, None, :])
-    v = perp(np.broadcast_to((b - a)[None], u.shape))
+    u = perp(a - origin[:, None, :])
+    v = perp(b - a)
     t = np.clip(-np.einsum("nsk,nsk->ns", u, v) / np.maximum(np.einsum("nsk,nsk->ns", v, v), 1e-18), 0.0, 1.0)
     return np.linalg.norm(u + t[..., None] * v, axis=-1)
 
@@ -341,7 +345,7 @@ def decode_udp_positions(udp: np.ndarray, height: float) -> tuple[np.ndarray, np
 
 def torn_share(udp: np.ndarray, camera, height: float, bind_a: np.ndarray, bind_b: np.ndarray,
                posed_a: np.ndarray, posed_b: np.ndarray, margin: float = DEFAULT_MARGIN,
-               return_mask: bool = False, max_pixels: int = 16384):
+               return_mask: bool = False, max_pixels: int = 8192):
     """Share in [0, 1] of foreground UDP pixels that disagree with the skeleton (module docstring).
 
     ``udp`` (H, W, 4) float32 as rendered with ``camera``; ``height`` H metres; segments as bind
@@ -369,16 +373,20 @@ def torn_share(udp: np.ndarray, camera, height: float, bind_a: np.ndarray, bind_
     torn = np.zeros(len(pos), bool)
     for start in range(0, len(pos), _CHUNK):
         sl = slice(start, start + _CHUNK)
-        bind_d = _point_segment_distance(pos[sl], bind_a, bind_b)
+        all_d = _point_segment_distance(pos[sl], bind_a, bind_b)
         # Candidates: the nearest segment and every one nearly as near (a point between two
-        # segments in the bind pose may follow either).
-        candidate = bind_d <= bind_d.min(axis=1, keepdims=True) * (1 + _RELATIVE_SLACK) + slack
+        # segments in the bind pose may follow either), among the K nearest.
+        k = min(_MAX_CANDIDATES, all_d.shape[1])
+        seg = np.argpartition(all_d, k - 1, axis=1)[:, :k] if k < all_d.shape[1] else \
+            np.broadcast_to(np.arange(k), all_d.shape)
+        bind_d = np.take_along_axis(all_d, seg, axis=1)
+        candidate = bind_d <= all_d.min(axis=1, keepdims=True) * (1 + _RELATIVE_SLACK) + slack
         uv = pix[sl][:, ::-1] + 0.5
         near = camera.unproject(uv, np.ones(len(uv)))
         far = camera.unproject(uv, np.full(len(uv), 2.0))
         direction = far - near
         direction /= np.linalg.norm(direction, axis=1, keepdims=True)
-        ray_d = _ray_segments_distance(near, direction, posed_a, posed_b)
+        ray_d = _ray_segments_distance(near, direction, posed_a[seg], posed_b[seg])
         torn[sl] = ~np.any(candidate & (ray_d <= bind_d + slack), axis=1)
     mask[pix[:, 0], pix[:, 1]] = torn
     share = float(torn.mean())

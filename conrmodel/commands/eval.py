@@ -1,4 +1,5 @@
-"""`conrmodel eval`: L_photo and LPIPS of a trained run on held-out shards, for n = 1 and n = 4 views."""
+"""`conrmodel eval`: a trained run against baselines on held-out shards (L_photo, fg/chroma L1, PSNR, SSIM,
+LPIPS), for n = 1 and n = 4 views."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from conrdata.errors import UserError
     type=click.Path(exists=True, dir_okay=False),
     metavar="VGG16.pth LIN.pth",
     help="LPIPS weights: a torchvision VGG-16 state dict and the LPIPS linear layers (lpips' "
-    "weights/v0.1/vgg.pth). Without them only L_photo is reported.",
+    "weights/v0.1/vgg.pth). Without them LPIPS is null.",
 )
 @click.option("--views", default="1,4", show_default=True, help="Comma-separated numbers of reference views.")
 @click.option("--size", type=int, help="Evaluation resolution (default: the training size).")
@@ -45,8 +46,12 @@ def command(weights, shards, out_dir, lpips_weights, views, size, max_clips, dev
 
     For each labelled clip the last image is the target and the first n images
     in other poses are the references; prints and writes metrics-STEP.json
-    (L_photo, LPIPS per n) and grid-STEP.png (rows: references, target UDP,
-    prediction, ground truth).
+    and grid-STEP.png (rows: references, target UDP, prediction, mean-colour
+    silhouette, nearest reference, ground truth). Per n, the model and three
+    baselines on the same clips (empty image; the true mask filled with the
+    sheet's mean colour; the reference nearest in pose, as drawn) get L_photo,
+    foreground L1, chroma L1, PSNR and SSIM (whole image and foreground), and
+    LPIPS with --lpips-weights.
 
     \b
     Example:
