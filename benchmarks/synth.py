@@ -567,17 +567,21 @@ def run_job_real(cid: str, path: str, size: int, poses: int, workers: int, job_p
             run_synth(chars, Path(tmp) / "warm", warm, engine, progress=False)
             cfg = SynthConfig(poses_per_character=poses, views=2, resolution=size, images_per_clip=4,
                               overlap=new, gpu_skinning=new)
-            wall, cpu = time.perf_counter(), _cpu_seconds()
+            wall, cpu, own = time.perf_counter(), _cpu_seconds(), time.thread_time()
             report = run_synth(chars, Path(tmp) / "out", cfg, engine, progress=False)
-            wall, cpu = time.perf_counter() - wall, _cpu_seconds() - cpu
+            wall, cpu, own = time.perf_counter() - wall, _cpu_seconds() - cpu, time.thread_time() - own
         finally:
             if engine is not None:
                 engine.close()
     row = {"images_per_s": report.images_per_second, "images": report.images_written,
            "images_refused": report.images_refused, "wall_s": wall}
     if workers == 1:  # the worker is this process: its CPU time is the job's
-        row["cpu_ms_per_image"] = 1000 * cpu / max(1, report.images_written)
+        n = max(1, report.images_written)
+        row["cpu_ms_per_image"] = 1000 * cpu / n
         row["cpu_utilisation"] = cpu / wall
+        # The GL thread's own CPU per image (this thread; llvmpipe's raster threads and the encoder pool
+        # are not in it): with a core per stage, the pipelined worker's pace is set by the slower stage.
+        row["gl_thread_cpu_ms_per_image"] = 1000 * own / n
     return row
 
 

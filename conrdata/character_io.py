@@ -44,8 +44,10 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from conrdata.errors import FormatError
+from conrdata.formats.textures import decode_texture
 from conrdata.rig import IKChain, Material, Rig
 
 FORMAT_VERSION = 1
@@ -89,8 +91,6 @@ def save_character(rig: Rig, path, compress: bool = True, png_textures: bool = F
         if has_tex and source == i:
             tex = np.ascontiguousarray(m.texture, np.uint8)
             if png_textures:
-                from PIL import Image
-
                 buf = io.BytesIO()
                 Image.fromarray(tex, "RGBA").save(buf, "PNG", compress_level=1)
                 arrays[f"texture_png_{i}"] = np.frombuffer(buf.getvalue(), np.uint8)
@@ -152,8 +152,6 @@ def load_character(path) -> Rig:
                     if f"texture_{src}" in files:
                         tex = z[f"texture_{src}"]
                     else:
-                        from conrdata.formats.textures import decode_texture
-
                         tex = decode_texture(z[f"texture_png_{src}"].tobytes(), name=path)
                     if tex.ndim != 3 or tex.shape[2] != 4 or tex.dtype != np.uint8:
                         raise FormatError(f"texture of material {i} is not H x W x 4 uint8", path)

@@ -36,7 +36,15 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+from tqdm import tqdm
+
+from conrdata.apose import align_to_apose
+from conrdata.character_io import save_character
 from conrdata.errors import UserError
+from conrdata.formats import SUPPORTED_EXTENSIONS, format_of, load_model
+from conrdata.humanoid_infer import bone_map_for, resolve_humanoid
 
 MANIFEST = "characters.parquet"
 REPORT = "convert_report.json"
@@ -103,8 +111,6 @@ def find_models(meshes_dir) -> list[Path]:
     a folder reached again through a link (a cycle, or two links to one folder) is walked once,
     with a warning for a cycle. The same file reached twice is skipped later by its sha256.
     """
-    from conrdata.formats import SUPPORTED_EXTENSIONS
-
     root = Path(meshes_dir)
     out = []
     walked: dict[str, tuple[int, int]] = {}  # folder path as walked -> its (device, inode)
@@ -138,26 +144,17 @@ def prepare_model(path, bone_map: dict | None = None):
 
     ``bone_map`` is a :func:`conrdata.humanoid_infer.read_bone_map` result (or None).
     """
-    from conrdata.apose import align_to_apose
-    from conrdata.formats import load_model
-    from conrdata.humanoid_infer import bone_map_for, resolve_humanoid
-
     return align_to_apose(resolve_humanoid(load_model(path), bone_map_for(bone_map, path)))
 
 
 def _bone_map_key(bone_map: dict | None, path) -> str:
     """The user bone-map entries that apply to ``path``, as canonical JSON ("" when none)."""
-    from conrdata.humanoid_infer import bone_map_for
-
     entries = bone_map_for(bone_map, path)
     return json.dumps(entries, sort_keys=True, ensure_ascii=False) if entries else ""
 
 
 def convert_file(path, characters_dir, sha256: str | None = None, bone_map: dict | None = None) -> dict:
     """Convert one model file; returns its manifest row. Raises UserError (or a subclass) on bad input."""
-    from conrdata.character_io import save_character
-    from conrdata.formats import format_of
-
     t0 = time.perf_counter()
     path = Path(path)
     sha = sha256 or file_sha256(path)
@@ -206,8 +203,6 @@ def read_manifest(characters_dir) -> list[dict]:
     path = Path(characters_dir) / MANIFEST
     if not path.exists():
         return []
-    import pyarrow.parquet as pq
-
     try:
         return pq.read_table(path).to_pylist()
     except Exception as err:  # pyarrow raises ArrowInvalid, OSError, ...
@@ -216,9 +211,6 @@ def read_manifest(characters_dir) -> list[dict]:
 
 def write_manifest(characters_dir, rows: list[dict]) -> Path:
     """Write the manifest atomically, rows sorted by id."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     schema = pa.schema([
         ("id", pa.string()), ("path", pa.string()), ("source_path", pa.string()), ("format", pa.string()),
         ("sha256", pa.string()), ("vertices", pa.int64()), ("faces", pa.int64()), ("bones", pa.int64()),
@@ -252,8 +244,6 @@ def convert_folder(meshes_dir, characters_dir, workers: int = 1, strict: bool = 
     Raises UserError when ``meshes_dir`` does not exist.
     """
     del strict  # the decision is the caller's; kept for a uniform signature with the CLI
-    from tqdm import tqdm
-
     t0 = time.perf_counter()
     meshes_dir, characters_dir = Path(meshes_dir), Path(characters_dir)
     if not meshes_dir.is_dir():

@@ -106,7 +106,7 @@ class RayEngine(InlineEngine):
     def __init__(self, workers: int = 2, address: str | None = None, gpu_fraction: float | None = None,
                  max_inflight: int | None = None):
         try:
-            import ray
+            import ray  # optional dependency (the `ray` extra)
         except ImportError as err:
             raise UserError("the ray engine needs `pip install 'conr-toolkit[ray]'`") from err
         self.ray = ray

@@ -23,7 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from conrdata.rig import Material, Rig
+from conrdata.formats.gltf_writer import rig_to_glb
+from conrdata.mesh import normalize_skin_weights, vertex_normals
+from conrdata.rig import Material, Rig, forward_kinematics, skin, skin_normals, skinning_matrices
 
 #: The humanoid bones the procedural character has (all map to bones of the same name).
 PROCEDURAL_HUMANOID = (
@@ -516,7 +518,8 @@ def build_character(seed: int = 0) -> Rig:
     heads *= p.scale
 
     dense = np.concatenate(mesh.w)
-    joints, weights = _top4(dense)
+    bones = np.broadcast_to(np.arange(dense.shape[1]), dense.shape)
+    joints, weights, _ = normalize_skin_weights(bones, dense)
     rng = np.random.default_rng(seed + 7919)
     tex = _textures(p, rng)
     materials = [
@@ -534,8 +537,8 @@ def build_character(seed: int = 0) -> Rig:
         uvs=np.concatenate(mesh.uv).astype(np.float32),
         faces=np.concatenate(mesh.faces).astype(np.int32),
         face_material=np.concatenate(mesh.mat).astype(np.int32),
-        joints=joints,
-        weights=weights,
+        joints=joints.astype(np.int32),
+        weights=weights.astype(np.float32),
         bone_names=list(sk.names),
         bone_parents=np.asarray(sk.parents, np.int32),
         bone_heads=heads.astype(np.float32),
@@ -546,16 +549,6 @@ def build_character(seed: int = 0) -> Rig:
     )
     rig.check()
     return rig
-
-
-def _top4(dense: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Dense (V, B) weights -> the 4 largest (joints int32, weights float32 renormalised)."""
-    dense = np.clip(dense, 0.0, None)
-    order = np.argsort(-dense, axis=1, kind="stable")[:, :4]
-    w = np.take_along_axis(dense, order, axis=1)
-    w /= w.sum(axis=1, keepdims=True)
-    order = np.where(w > 0, order, 0)
-    return order.astype(np.int32), w.astype(np.float32)
 
 
 # --------------------------------------------------------------------------- GLB
@@ -571,16 +564,12 @@ def write_character_glb(path, seed: int = 0) -> Path:
     are the humanoid names. ``conrdata convert`` turns it back into the
     canonical A-pose rig.
     """
-    from conrdata.formats.gltf_writer import rig_to_glb
-
     rig = tpose(build_character(seed))
     return rig_to_glb(rig, Path(path), bone_axes="along_bone")
 
 
 def tpose(rig: Rig) -> Rig:
     """The rig re-bound with its upper arms raised to horizontal (a T-pose), for export tests."""
-    from conrdata.rig import forward_kinematics, skin, skinning_matrices
-
     q = np.zeros((rig.num_bones, 4))
     q[:, 3] = 1
     a = np.radians(ARM_ANGLE_DEG) / 2
@@ -589,7 +578,4 @@ def tpose(rig: Rig) -> Rig:
     r, t = forward_kinematics(rig, q)
     m = skinning_matrices(rig, r, t)
     verts = skin(rig, m)
-    blended = np.einsum("vk,vkij->vij", rig.weights.astype(np.float64), m[rig.joints][:, :, :, :3])
-    n = np.einsum("vij,vj->vi", blended, rig.normals.astype(np.float64))
-    n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
-    return rig.replace(vertices=verts, normals=n.astype(np.float32), bone_heads=t.astype(np.float32))
+    return rig.replace(vertices=verts, normals=skin_normals(rig, m), bone_heads=t.astype(np.float32))

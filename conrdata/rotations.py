@@ -40,6 +40,9 @@ __all__ = [
     "euler_to_matrix",
     "matrix_from_axis_angle",
     "shortest_arc",
+    "rotation_part",
+    "twist_part",
+    "scale_rotation",
 ]
 
 
@@ -356,3 +359,34 @@ def shortest_arc(
         return 2.0 * np.outer(axis, axis) - np.eye(3)
     vx = np.array([[0, -v[2], v[1]], [v[2], 0, -v[0]], [-v[1], v[0], 0]])
     return np.eye(3) + vx + vx @ vx / (1.0 + c)
+
+
+def rotation_part(m: np.ndarray) -> np.ndarray:
+    """The rotation (..., 3, 3) of linear maps (..., 3, 3), or of the 3x3 blocks of (..., 4, 4) affine
+    matrices: the orthogonal factor of the polar decomposition (scale and shear removed), det +1."""
+    m = np.asarray(m, np.float64)[..., :3, :3]
+    shape = m.shape
+    u, _, vt = np.linalg.svd(m.reshape(-1, 3, 3))
+    r = u @ vt
+    flip = np.linalg.det(r) < 0
+    if np.any(flip):
+        r[flip] = u[flip] @ np.diag([1.0, 1.0, -1.0]) @ vt[flip]
+    return r.reshape(shape)
+
+
+def twist_part(r: np.ndarray, axis: np.ndarray) -> np.ndarray:
+    """The twist about unit ``axis`` (3,) of one rotation matrix ``r`` (3, 3) (swing-twist split)."""
+    q = quat_from_matrix(r)
+    v = axis * float(q[:3] @ axis)
+    t = np.array([v[0], v[1], v[2], q[3]])
+    n = np.linalg.norm(t)
+    return np.eye(3) if n < 1e-12 else quat_to_matrix(t / n)
+
+
+def scale_rotation(r: np.ndarray, w: float) -> np.ndarray:
+    """One rotation matrix ``r`` (3, 3) scaled by ``w``: the same axis, ``w`` times the angle (slerp from
+    the identity); a negative ``w`` turns the other way."""
+    q = quat_from_matrix(r)
+    if w < 0:
+        q, w = q * np.array([-1.0, -1.0, -1.0, 1.0]), -w
+    return quat_to_matrix(quat_slerp(quat_identity(), q, w))

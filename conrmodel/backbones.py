@@ -58,6 +58,13 @@ def _conv3x3(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
     return nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False)
 
 
+def _shortcut(cin: int, cout: int, stride: int, norm: str) -> nn.Module | None:
+    """The projection (1x1 conv + norm, ``downsample.0/1``) of a block whose shape changes, else None."""
+    if stride == 1 and cin == cout:
+        return None
+    return nn.Sequential(_conv1x1(cin, cout, stride), make_norm(norm, cout))
+
+
 def _conv1x1(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
     return nn.Conv2d(cin, cout, 1, stride=stride, bias=False)
 
@@ -75,11 +82,7 @@ class BasicBlock(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.conv2 = _conv3x3(width, cout)
         self.bn2 = make_norm(norm, cout)
-        self.downsample = (
-            nn.Sequential(_conv1x1(cin, cout, stride), make_norm(norm, cout))
-            if stride != 1 or cin != cout
-            else None
-        )
+        self.downsample = _shortcut(cin, cout, stride, norm)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.relu(self.bn1(self.conv1(x)))
@@ -103,11 +106,7 @@ class Bottleneck(nn.Module):
         self.conv3 = _conv1x1(width, cout)
         self.bn3 = make_norm(norm, cout)
         self.relu = nn.ReLU(inplace=True)
-        self.downsample = (
-            nn.Sequential(_conv1x1(cin, cout, stride), make_norm(norm, cout))
-            if stride != 1 or cin != cout
-            else None
-        )
+        self.downsample = _shortcut(cin, cout, stride, norm)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.relu(self.bn1(self.conv1(x)))

@@ -33,53 +33,30 @@ consistency term; they are flagged ``labeled = False``.
 
 from __future__ import annotations
 
-import glob
 import os
 import random
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from conrdata.dataset.shardlist import expand_shards
 from conrdata.errors import UserError
 from conrmodel.augment import Backgrounds, composite, crop_rgba, crop_udp, random_crop_box
 from conrmodel.config import DataConfig
 
 
 def expand_urls(spec: str | os.PathLike | list, split: str = "train") -> list[str]:
-    """Shard URLs from a brace pattern (``train-{000000..000009}.tar``), a glob, a ``::``-joined
-    list, a list, a dataset OUT dir (its ``shards/{split}-*.tar``) or a folder of ``.tar`` files.
-    Remote URLs (``http://``, ``pipe:``, ``s3://`` ...) are passed to webdataset as they are."""
-    from webdataset.shardlists import expand_urls as wds_expand
-
-    if isinstance(spec, (list, tuple)):
-        return [u for s in spec for u in expand_urls(s, split)]
-    spec = os.fspath(spec)
-    out: list[str] = []
-    for part in spec.split("::"):
-        path = Path(part)
-        if path.is_dir():
-            sub = path / "shards"
-            found = sorted(glob.glob(str(sub / f"{split}-*.tar"))) if sub.is_dir() else []
-            found = found or sorted(glob.glob(str(path / "*.tar")))
-            if not found:
-                raise UserError("no .tar shards in this folder", path)
-            out += found
-        elif any(c in part for c in "*?[") and "://" not in part:
-            found = sorted(glob.glob(part))
-            if not found:
-                raise UserError("no shard matches this pattern", part)
-            out += found
-        else:
-            out += list(wds_expand(part))
-    local_missing = [u for u in out if "://" not in u and not u.startswith("pipe:") and not Path(u).exists()]
-    if local_missing:
-        raise UserError(f"shard not found ({len(local_missing)} of {len(out)} missing)", local_missing[0])
-    return out
+    """Shard files and URLs of ``spec`` for the ``split`` stream, by the one rule of
+    :mod:`conrdata.dataset.shardlist` (brace patterns, globs, ``::`` lists, lists, OUT dirs, folders;
+    remote URLs passed to webdataset as they are); UserError when it names no shard."""
+    urls = expand_shards(spec, split)
+    if not urls:
+        raise UserError(f"no {split} shards in {spec if isinstance(spec, str | os.PathLike) else list(spec)}")
+    return urls
 
 
 # ---------------------------------------------------------------- sample selection

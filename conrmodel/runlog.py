@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from tqdm import tqdm
 
 
 def checkerboard(h: int, w: int, cell: int = 8) -> np.ndarray:
@@ -85,14 +86,12 @@ class RunLogger:
         self._jsonl = open(self.run_dir / "log.jsonl", "a", encoding="utf-8")  # noqa: SIM115
         if tensorboard:
             try:
-                from torch.utils.tensorboard import SummaryWriter
+                from torch.utils.tensorboard import SummaryWriter  # lazy: start-up cost, and may be missing
 
                 self._tb = SummaryWriter(str(self.run_dir / "tensorboard"))
             except ImportError:  # tensorboard missing: JSONL still works
                 self._tb = None
         if progress:
-            from tqdm import tqdm
-
             self._bar = tqdm(
                 total=total_steps,
                 initial=start_step,

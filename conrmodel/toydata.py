@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from conrdata.dataset.schema import Clip, ClipImage
+from conrdata.dataset.writer import DatasetWriter
 from conrdata.udp import encode_landmarks
 
 HEIGHT = 1.5
@@ -106,8 +108,6 @@ def toy_clip(
 ):
     """A :class:`conrdata.dataset.Clip` of toy ``character``: ``images`` images in distinct poses
     (with ``repeat_poses`` every pose appears twice), random placement per image."""
-    from conrdata.dataset.schema import Clip, ClipImage
-
     rng = np.random.default_rng([character, clip])
     n_poses = (images + 1) // 2 if repeat_poses else images
     poses = [toy_pose(rng) for _ in range(n_poses)]
@@ -145,8 +145,6 @@ def write_toy_dataset(
     The first ``val_characters`` characters are pinned to the val split, the rest to train; the
     last ``unlabeled_characters`` have no UDP (like hand-drawn sheets).
     """
-    from conrdata.dataset.writer import DatasetWriter
-
     ids = [f"toy{c:03d}" for c in range(characters)]
     pinned = {cid: ("val" if c < val_characters else "train") for c, cid in enumerate(ids)}
     with DatasetWriter(out_dir, max_shard_clips=max_shard_clips, pinned=pinned, seed=0) as writer:

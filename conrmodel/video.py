@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import imageio.v2 as imageio
 import numpy as np
 from PIL import Image
 
@@ -35,8 +36,6 @@ def write_video(video: Path, frames: list[Path], fps: float, background: tuple[i
         pil[0].save(video, save_all=True, append_images=pil[1:], duration=int(round(1000 / fps)), loop=0,
                     optimize=False, disposal=2)
         return
-    import imageio.v2 as imageio
-
     shape = images[0].shape
     with imageio.get_writer(video, fps=fps, macro_block_size=1) as writer:
         for im in images:

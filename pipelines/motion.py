@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from conrdata.poses.vmd import VmdMotion, make_track, write_vmd
+from conrdata.rotations import axis_rotation
 
 #: Ease-in-out curve control points (x1, y1, x2, y2), 0..127, as MMD writes them.
 EASE = (64, 0, 64, 127)
@@ -21,10 +22,7 @@ EASE = (64, 0, 64, 127)
 
 def _rot(axis: str, degrees: float) -> list[float]:
     """Quaternion (x, y, z, w) of a rotation about one MMD axis."""
-    half = np.radians(degrees) / 2
-    q = [0.0, 0.0, 0.0, float(np.cos(half))]
-    q["xyz".index(axis)] = float(np.sin(half))
-    return q
+    return [float(x) + 0.0 for x in axis_rotation(axis, np.radians(degrees))]  # + 0.0: no -0.0
 
 
 def _track(frames, rotations=None, positions=None):

@@ -13,6 +13,7 @@ into a folder with that marker starts it afresh (a folder without it is never de
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shlex
 import shutil
@@ -21,7 +22,14 @@ import sys
 import time
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import yaml
+
+from conrdata.convert import list_characters
+from conrmodel.video import write_video
+from pipelines.animation import write_animation_inputs
+from pipelines.drawn import composite_renders
+from pipelines.motion import write_demo_vmd
 
 STEPS = ("characters", "poses", "synth", "split", "check", "matte", "train", "eval", "animation")
 MARKER = ".conr-pipeline"
@@ -29,6 +37,7 @@ MARKER = ".conr-pipeline"
 #: --smallest: the least work that still runs every step (the CI test).
 SMALLEST = {
     "characters": {"count": 2},
+    "split": {"val_characters": 1},
     "motion": {"fps": 5, "max_poses": 6},
     "poses": {"sample": 6},
     "synth": {"resolution": 64, "views": 1, "poses_per_character": 6, "images_per_clip": 6, "workers": 1},
@@ -100,8 +109,6 @@ class Pipeline:
         motion, sampler = self.config["motion"], self.config["poses"]
         args = []
         if motion.get("demo_vmd"):
-            from pipelines.motion import write_demo_vmd
-
             motions = self.out / "motions"
             write_demo_vmd(motions / "demo_dance.vmd")
             self.artefacts["demo motion (VMD)"] = motions / "demo_dance.vmd"
@@ -131,8 +138,6 @@ class Pipeline:
         n = (self.config.get("split") or {}).get("val_characters", 0)
         if not n:
             return
-        import pyarrow.parquet as pq
-
         ids = sorted(pq.read_table(self.data / "manifests" / "characters.parquet").column("id").to_pylist())
         pins = self.out / "val_pins.csv"
         pins.write_text("character_id,split\n" + "".join(f"{c},val\n" for c in ids[:n]))
@@ -151,8 +156,6 @@ class Pipeline:
         spec = self.config.get("matte")
         if spec is None:
             return
-        from pipelines.drawn import composite_renders
-
         drawn = self.out / "drawn"
         composite_renders(self.data, drawn, count=spec["images"], size=spec["size"])
         _run(_conrdata("matte", drawn, self.out / "matted", "-j", 1), self.commands)
@@ -194,11 +197,6 @@ class Pipeline:
         a = self.config.get("animation")
         if a is None:
             return
-        import pyarrow.parquet as pq
-
-        from conrdata.convert import list_characters
-        from pipelines.animation import write_animation_inputs
-
         table = pq.read_table(self.data / "manifests" / "characters.parquet").to_pylist()
         val = sorted(r["id"] for r in table if r.get("split") == "val") or sorted(r["id"] for r in table)
         paths = dict(list_characters(self.data / "characters"))
@@ -208,8 +206,6 @@ class Pipeline:
         _run(_conrmodel("render", "--weights", self.run_dir, "--sheet", folders["sheet"], "--poses",
                         folders["poses"], "--out", self.out / "animation" / "frames", "--video", gif,
                         "--size", a["size"], "--fps", a["fps"]), self.commands)
-        from conrmodel.video import write_video
-
         truth_gif = self.out / "animation-truth.gif"
         write_video(truth_gif, sorted(folders["truth"].glob("*.png")), a["fps"], (255, 255, 255))
         self.artefacts[f"animation of val character {val[0]}"] = gif
@@ -238,8 +234,6 @@ class Pipeline:
 def learning_verdict(metrics_json: Path, split: str) -> str | None:
     """One line per n from an eval metrics file: the model's foreground L1 against the mean-colour
     silhouette's (the ground-truth mask in the sheet's mean colour), and whether it beats it."""
-    import json
-
     if not metrics_json.is_file():
         return None
     views = json.loads(metrics_json.read_text()).get("views", {})

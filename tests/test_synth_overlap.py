@@ -2,6 +2,9 @@
 
 import hashlib
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -129,3 +132,18 @@ def test_report_records_how_the_worker_ran(characters, tmp_path):
     # How a worker runs is not part of what a clip contains: a rerun with the fast path resumes.
     report = run_synth(characters, tmp_path / "out", SynthConfig(**SMALL), progress=False)
     assert report.images_written == 0 and report.clips_already_done > 0
+
+
+def test_cli_switches(tmp_path):
+    meshes = tmp_path / "meshes"
+    meshes.mkdir()
+    write_character_glb(meshes / "cid.glb", seed=5)
+    env = dict(os.environ, PYOPENGL_PLATFORM="egl")
+    base = ["-p", "2", "-v", "1", "-k", "2", "-r", "32", "-q", "--characters", str(tmp_path / "chars")]
+    for name, extra in (("fast", []), ("sequential", ["--no-overlap"]), ("numpy", ["--skinning", "numpy"])):
+        done = subprocess.run([sys.executable, "-m", "conrdata", "synth", str(meshes), str(tmp_path / name),
+                               *base, *extra], capture_output=True, text=True, env=env, timeout=300)
+        assert done.returncode == 0, done.stderr
+    assert digests(tmp_path / "fast") == digests(tmp_path / "sequential")
+    config = json.loads((tmp_path / "numpy" / "synth_report.json").read_text())["config"]
+    assert config["gpu_skinning"] is False and config["overlap"] is True

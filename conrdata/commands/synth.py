@@ -53,13 +53,18 @@ def _range(text: str, name: str) -> tuple[float, float]:
 @click.option("--max-torn", default=0.02, type=click.FloatRange(0.0, 1.0),
               help="Largest share of foreground UDP pixels that may disagree with the skeleton; an image "
                    "above it is not written (dropped from its clip) and is counted in the report.")
+@click.option("--overlap/--no-overlap", default=True,
+              help="Label and encode each image on a small thread pool per worker while the next one "
+                   "renders (same bytes either way; --no-overlap is the sequential path).")
+@click.option("--skinning", type=click.Choice(["gpu", "numpy"]), default="gpu",
+              help="Skin in the GL vertex shader, or with numpy on the CPU (the reference).")
 @click.option("--shard-clips", default=1000, type=click.IntRange(1), help="Most clips per shard.")
 @click.option("--shard-mb", default=1024, type=click.IntRange(1), help="Most megabytes per shard.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.option("--debug", is_flag=True, hidden=True)
 def command(meshes_dir, out_dir, characters_dir, motions_dir, poses_path, poses_per_character, views,
             images_per_clip, resolution, projection, yaw, pitch, fov, cel, outline, seed, workers, engine,
-            address, max_torn, shard_clips, shard_mb, quiet, debug):
+            address, max_torn, overlap, skinning, shard_clips, shard_mb, quiet, debug):
     """Render (UDP, RGBA) training pairs of every character in MESHES_DIR into OUT_DIR.
 
     Converts the meshes (VRM, glTF/GLB, PMX/PMD) into canonical A-pose characters
@@ -89,7 +94,7 @@ def command(meshes_dir, out_dir, characters_dir, motions_dir, poses_path, poses_
         images_per_clip=images_per_clip, projection=projection, yaw_range=_range(yaw, "yaw"),
         pitch_range=_range(pitch, "pitch"), yfov_range=_range(fov, "fov"), cel=cel, outline=outline,
         poses_path=str(poses_path) if poses_path else None, max_shard_bytes=shard_mb << 20,
-        max_shard_clips=shard_clips, max_torn=max_torn,
+        max_shard_clips=shard_clips, max_torn=max_torn, overlap=overlap, gpu_skinning=skinning == "gpu",
     )
     report = synth_folder(meshes_dir, out_dir, config, characters_dir=characters_dir, engine_name=engine,
                           workers=workers, address=address, progress=not quiet, skipped=skipped)

@@ -22,6 +22,7 @@ from conrdata.dataset.export import official_npz_bytes, write_official_udp
 from conrdata.dataset.keys import clip_key
 from conrdata.dataset.reader import BadSampleWarning, ReadStats, iter_clips, shard_paths
 from conrdata.dataset.schema import Clip, ClipArrays, ClipImage
+from conrdata.dataset.shardlist import expand_shards
 from conrdata.dataset.split import hashed_split, read_pins, split_of
 from conrdata.dataset.wds import SampleError, decode_sample
 from conrdata.dataset.writer import DatasetWriter
@@ -40,6 +41,7 @@ __all__ = [
     "decode_udp",
     "encode_rgba",
     "encode_udp",
+    "expand_shards",
     "hashed_split",
     "iter_clips",
     "official_npz_bytes",

@@ -7,19 +7,15 @@ so an epoch never dies on one broken file.
 
 from __future__ import annotations
 
-import glob
-import os
 import warnings
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import braceexpand
-
 from conrdata.dataset.keys import split_member
-from conrdata.dataset.manifests import SHARD_DIR, read_manifest
 from conrdata.dataset.schema import ClipArrays
+from conrdata.dataset.shardlist import expand_shards, is_remote
 from conrdata.dataset.tario import TarTruncated, iter_members
 from conrdata.dataset.wds import SampleError, decode_sample
 from conrdata.errors import UserError
@@ -47,37 +43,14 @@ class ReadStats:
 
 
 def shard_paths(source, split: str | None = None) -> list[Path]:
-    """Shard files named by ``source``: an OUT dir (its manifests' shards, else ``shards/*.tar``), a
-    folder of shards, one shard, a glob or brace pattern (``train-{000000..000009}.tar``), or a list
-    of any of these. ``split`` keeps only shards whose name starts with ``{split}-``."""
-    if isinstance(source, str | os.PathLike):
-        items = [source]
-    elif isinstance(source, Iterable):
-        items = list(source)
-    else:
-        raise TypeError(f"cannot read clips from {source!r}")
-    paths: list[Path] = []
-    for item in items:
-        text = os.fspath(item)
-        p = Path(text)
-        if p.is_dir():
-            if (p / SHARD_DIR).is_dir():
-                listed = read_manifest(p, "shards")
-                names = [r["name"] for r in listed] or sorted(x.name for x in (p / SHARD_DIR).glob("*.tar"))
-                paths.extend(p / SHARD_DIR / n for n in sorted(names))
-            else:
-                paths.extend(sorted(p.glob("*.tar")))
-        elif "{" in text:
-            paths.extend(Path(x) for x in braceexpand.braceexpand(text))
-        elif any(c in text for c in "*?["):
-            paths.extend(Path(x) for x in sorted(glob.glob(text)))
-        else:
-            if not p.exists():
-                raise UserError("no such shard or dataset folder", p)
-            paths.append(p)
-    if split is not None:
-        paths = [p for p in paths if p.name.startswith(f"{split}-")]
-    return paths
+    """Local shard files named by ``source``: an OUT dir, a folder of shards, one shard, a glob or brace
+    pattern, or a list of these, by the rule of :mod:`conrdata.dataset.shardlist`; ``split`` keeps a
+    folder's ``{split}-*`` shards. Remote URLs are for the training stream: UserError here."""
+    urls = expand_shards(source, split)
+    remote = [u for u in urls if is_remote(u)]
+    if remote:
+        raise UserError("remote shards are read by the training stream, not iter_clips", remote[0])
+    return [Path(u) for u in urls]
 
 
 def iter_raw_samples(path: Path, stats: ReadStats | None = None, warn: bool = True) -> Iterator[dict]:

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from conrdata.errors import FormatError
+from conrdata.formats.textures import find_case_insensitive
 from conrdata.rotations import quat_to_matrix
 
 GLB_MAGIC = b"glTF"
@@ -93,7 +94,7 @@ class GltfDocument:
     def gltf(self):
         """A pygltflib.GLTF2 object for the same JSON (built on first use)."""
         if self._gltf is None:
-            import pygltflib
+            import pygltflib  # lazy: start-up cost (~0.1 s), and the numpy readers never need it
 
             try:
                 with warnings.catch_warnings():
@@ -268,8 +269,6 @@ class GltfDocument:
         if uri.startswith("data:"):
             return _data_uri(uri, self.path), f"images[{index}]"
         target = self.path.parent / urllib.parse.unquote(uri)
-        from conrdata.formats.textures import find_case_insensitive
-
         found = find_case_insensitive(target)
         if found is None:
             return None, uri

@@ -44,12 +44,14 @@ from pathlib import Path
 
 import numpy as np
 
+from conrdata.bonemaps import map_bone_names
 from conrdata.errors import FormatError, RigError
 from conrdata.formats.gltf import GltfDocument, _floats
+from conrdata.formats.textures import decode_texture, grey_texture
 from conrdata.humanoid import HUMANOID_BONES, VRM0_RENAMES
 from conrdata.mesh import normalize_skin_weights, vertex_normals
 from conrdata.rig import Material, Rig
-from conrdata.rotations import quat_from_matrix
+from conrdata.rotations import quat_from_matrix, rotation_part
 
 #: Refuse models larger than this many vertices (a guard, far above any real character).
 MAX_VERTICES = 20_000_000
@@ -411,8 +413,6 @@ class _RigReader:
         return out
 
     def _texture(self, tex_index, material_name: str) -> np.ndarray:
-        from conrdata.formats.textures import decode_texture, grey_texture
-
         tex = self.doc.item("textures", tex_index)
         source = tex.get("source")
         if source is not None:
@@ -474,14 +474,9 @@ class _RigReader:
             if h is not None and h not in out:
                 out[h] = b
         if len(out) < 10:
-            try:
-                from conrdata.bonemaps import map_bone_names
-            except ImportError:
-                map_bone_names = None
-            if map_bone_names is not None:
-                mapped = map_bone_names(list(self.bone_names))
-                nb = len(self.bone_names)
-                out = {h: int(b) for h, b in mapped.items() if h in known and 0 <= int(b) < nb}
+            mapped = map_bone_names(list(self.bone_names))
+            nb = len(self.bone_names)
+            out = {h: int(b) for h, b in mapped.items() if h in known and 0 <= int(b) < nb}
         return out
 
     def licence(self) -> dict:
@@ -568,25 +563,15 @@ class _RigReader:
                 sign = -1.0 if axis_name.startswith("Negative") else 1.0
                 letter = axis_name.replace("Positive", "").replace("Negative", "")
                 local_axis = sign * np.asarray(self._AXES.get(letter, (1.0, 0.0, 0.0)))
-                rd, rs = _rotation_part(self.world[node]), _rotation_part(self.world[src])
+                rd, rs = rotation_part(self.world[node]), rotation_part(self.world[src])
                 axis = rd @ local_axis
                 offset = rd @ rs.T
                 if self.vrm0 is not None:  # the model is turned to face +Z: turn directions with it
                     turn = np.diag([-1.0, 1.0, -1.0])
                     axis, offset = turn @ axis, turn @ offset @ turn
                 weight = float(c.get("weight", 1.0))
+                rest_offset = [float(x) for x in quat_from_matrix(offset)]
                 out.append({"bone": int(b), "source": int(self.bone_of_node[src]), "kind": kind,
                             "weight": min(max(weight, 0.0), 1.0) if np.isfinite(weight) else 1.0,
-                            "axis": [float(x) for x in axis], "rest_offset": _matrix_quat(offset)})
+                            "axis": [float(x) for x in axis], "rest_offset": rest_offset})
         return out
-
-
-def _rotation_part(m: np.ndarray) -> np.ndarray:
-    """The rotation of a 4x4 node matrix (scale removed by the polar decomposition)."""
-    u, _, vt = np.linalg.svd(m[:3, :3])
-    r = u @ vt
-    return r if np.linalg.det(r) > 0 else u @ np.diag([1.0, 1.0, -1.0]) @ vt
-
-
-def _matrix_quat(m: np.ndarray) -> list[float]:
-    return [float(x) for x in quat_from_matrix(m)]

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from conrdata.rig import Rig
 from conrdata.rotations import quat_from_matrix, shortest_arc
@@ -87,8 +88,6 @@ def _bone_rotations(rig: Rig, heads: np.ndarray, mode: str) -> np.ndarray:
 
 
 def _png(texture: np.ndarray) -> bytes:
-    from PIL import Image
-
     buf = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(texture, np.uint8), "RGBA").save(buf, "PNG")
     return buf.getvalue()

@@ -17,7 +17,7 @@ mode) and joints (the two bodies) are read as in PMX, for the pose evaluator's
 physics bones. A truncated physics section is dropped with a warning.
 
 Frame, units and the conversion to the project frame are the same as PMX
-(see :mod:`conrdata.formats.pmx`): ``0.08 * (x, y, -z)``, winding flipped.
+(see :mod:`conrdata.formats.mmd_model`): ``0.08 * (x, y, -z)``, winding flipped.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import numpy as np
 
 from conrdata.errors import FormatError
 from conrdata.formats.binreader import BinReader
-from conrdata.formats.pmx import (
+from conrdata.formats.mmd_model import (
     BONE_INHERIT_ROTATION,
     BONE_TAIL_IS_BONE,
     BONE_TRANSLATABLE,
@@ -77,7 +77,7 @@ def split_texture_field(field: str) -> str:
 
 
 def parse_pmd(data: bytes, path: str | os.PathLike | None = None) -> MMDModel:
-    """Parse PMD bytes into an :class:`~conrdata.formats.pmx.MMDModel`; FormatError when malformed."""
+    """Parse PMD bytes into an :class:`~conrdata.formats.mmd_model.MMDModel`; FormatError when malformed."""
     r = BinReader(data, path, "PMD file")
     if r.bytes(3, "signature") != b"Pmd":
         raise FormatError("not a PMD file (no 'Pmd' signature)", path)

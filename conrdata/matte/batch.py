@@ -21,6 +21,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 from tqdm import tqdm
 
 from conrdata.errors import UserError
@@ -115,8 +116,6 @@ def matte_file(
     src: Path, dst: Path, hint: Path | None, options: MatteOptions, max_pixels: int, threshold: float
 ) -> dict:
     """Matte one file (the unit of work of the pool). Never raises: failures become an error row."""
-    import cv2
-
     cv2.setNumThreads(1)
     start = time.perf_counter()
     row = {

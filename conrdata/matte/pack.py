@@ -34,7 +34,9 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from conrdata.dataset import Clip, ClipImage, DatasetWriter, clip_key
 from conrdata.errors import FormatError, UserError
+from conrdata.matte.batch import REPORT_NAME as MATTE_REPORT
 from conrdata.matte.io import DEFAULT_MAX_PIXELS, is_image_file, read_image
 
 REPORT_NAME = "pack_drawn_report.csv"
@@ -204,8 +206,6 @@ def _rel(path: Path, root: Path) -> str:
 
 def _matte_confidences(root: Path) -> dict[str, float]:
     """Output path -> confidence from a `conrdata matte` report in ``root`` (empty when absent)."""
-    from conrdata.matte.batch import REPORT_NAME as MATTE_REPORT
-
     out = {}
     try:
         with open(root / MATTE_REPORT, newline="") as fh:
@@ -237,8 +237,6 @@ def pack_drawn(
 
     ``min_confidence``: skip images whose confidence in ``MATTED_DIR/matte_report.csv`` is lower
     (images the report does not list are kept)."""
-    from conrdata.dataset import Clip, ClipImage, DatasetWriter, clip_key
-
     if clip_size < 1:
         raise UserError("clip size must be at least 1")
     if size is not None and size < 8:

@@ -10,7 +10,13 @@ from pathlib import Path
 import numpy as np
 
 from conrdata.errors import UserError
+from conrdata.poses.bvh import read_bvh
+from conrdata.poses.gltf_anim import gltf_to_library
 from conrdata.poses.library import PoseLibrary, empty_library
+from conrdata.poses.mmd import vmd_to_library
+from conrdata.poses.retarget import bvh_to_library
+from conrdata.poses.sampler import sample_poses
+from conrdata.poses.vmd import read_vmd
 from conrdata.rig import Rig
 
 MOTION_EXTENSIONS = (".vmd", ".bvh", ".glb", ".gltf", ".vrm", ".vrma")
@@ -23,24 +29,16 @@ def motion_library(path: str | os.PathLike, rig: Rig | None = None, fps: float =
     ext = path.suffix.lower()
     warns: list[str] = []  # what the reader tolerated in the file
     if ext == ".vmd":
-        from conrdata.poses.mmd import vmd_to_library
-        from conrdata.poses.vmd import read_vmd
-
         motion = read_vmd(path)
         if not motion.tracks:
             raise UserError("VMD has no bone keyframes (a camera or facial motion?)", path)
         warns = list(motion.warnings)
         lib = vmd_to_library(motion, rig, fps=fps, max_poses=max_poses, name=path.stem)
     elif ext == ".bvh":
-        from conrdata.poses.bvh import read_bvh
-        from conrdata.poses.retarget import bvh_to_library
-
         bvh = read_bvh(path)
         warns = list(bvh.warnings)
         lib = bvh_to_library(bvh, rig, fps=fps, max_poses=max_poses, name=path.stem)
     elif ext in (".glb", ".gltf", ".vrm", ".vrma"):
-        from conrdata.poses.gltf_anim import gltf_to_library
-
         lib = gltf_to_library(path, rig, fps=fps, max_poses=max_poses, name=path.stem)
     else:
         known = ", ".join(MOTION_EXTENSIONS)
@@ -107,8 +105,6 @@ def build_library(
         motion_lib = motion_lib.select(keep)
     parts = [motion_lib] if motion_lib is not None else []
     if sample:
-        from conrdata.poses.sampler import sample_poses
-
         parts.append(sample_poses(sample, seed, rig))
         report.sampled = sample
     meta = {"sources": report.sources, "skipped": report.skipped, "fps": fps, "seed": seed,

@@ -77,14 +77,7 @@ import numpy as np
 
 from conrdata.poses.ik import PoseState, solve_ccd
 from conrdata.rig import IKChain, Rig, forward_kinematics, skin, skinning_matrices
-from conrdata.rotations import (
-    quat_from_matrix,
-    quat_identity,
-    quat_normalize,
-    quat_slerp,
-    quat_to_matrix,
-    shortest_arc,
-)
+from conrdata.rotations import quat_normalize, quat_to_matrix, scale_rotation, shortest_arc, twist_part
 
 #: Rigid body modes (PMX/PMD): follows its bone, simulated, simulated with the bone's position kept.
 RIGID_KINEMATIC, RIGID_DYNAMIC, RIGID_DYNAMIC_BONE = 0, 1, 2
@@ -417,21 +410,6 @@ def evaluate_poses(
     return out_r, out_t
 
 
-def _twist(r: np.ndarray, axis: np.ndarray) -> np.ndarray:
-    q = quat_from_matrix(r)
-    v = axis * float(q[:3] @ axis)
-    t = np.array([v[0], v[1], v[2], q[3]])
-    n = np.linalg.norm(t)
-    return np.eye(3) if n < 1e-12 else quat_to_matrix(t / n)
-
-
-def _slerp_matrix(r: np.ndarray, w: float) -> np.ndarray:
-    q = quat_from_matrix(r)
-    if w < 0:
-        q, w = q * np.array([-1.0, -1.0, -1.0, 1.0]), -w
-    return quat_to_matrix(quat_slerp(quat_identity(), q, w))
-
-
 def _evaluate_one(rig: Rig, rules: DeformRules, keys: np.ndarray, key_t: np.ndarray, root: np.ndarray,
                   solve_control: bool, place_control: bool) -> tuple[np.ndarray, np.ndarray]:
     keys = keys.copy()
@@ -439,7 +417,7 @@ def _evaluate_one(rig: Rig, rules: DeformRules, keys: np.ndarray, key_t: np.ndar
         if not rules.rule_driven[b]:
             # The pose's delta (on top of the bind's local, A_p^-1 A_b) is reduced to the twist.
             bind = np.eye(3) if rules.A is None else rules.bind_local[b]
-            keys[b] = _twist(keys[b] @ bind.T, axis) @ bind
+            keys[b] = twist_part(keys[b] @ bind.T, axis) @ bind
     state = PoseState(rig.bone_parents, rules.rest_heads, keys, key_t, root)
     B = rig.num_bones
     ik_r = np.tile(np.eye(3), (B, 1, 1))
@@ -459,7 +437,7 @@ def _evaluate_one(rig: Rig, rules: DeformRules, keys: np.ndarray, key_t: np.ndar
             chained = rules.has_append[s] and not link.local
             if link.rotation:
                 src = ik_r[s] @ (append_r[s] if chained else keys[s])
-                append_r[b] = _slerp_matrix(src, link.weight)
+                append_r[b] = scale_rotation(src, link.weight)
             if link.translation:
                 append_t[b] = (append_t[s] if chained else key_t[s]) * link.weight
             state.local_r[b] = ik_r[b] @ keys[b] @ append_r[b]
@@ -503,8 +481,8 @@ def _constrain(state: PoseState, c: _Constraint) -> None:
         local = wp.T @ shortest_arc(wp @ c.axis, to) @ wp
     else:
         delta = c.offset @ state.local_r[s] @ c.offset.T  # the source's delta in the destination's frame
-        local = _twist(delta, c.axis) if c.kind == "roll" else delta
-    state.local_r[d] = _slerp_matrix(local, c.weight) if c.weight < 1.0 else local
+        local = twist_part(delta, c.axis) if c.kind == "roll" else delta
+    state.local_r[d] = scale_rotation(local, c.weight) if c.weight < 1.0 else local
 
 
 def _follow_physics(state: PoseState, rules: DeformRules, keys: np.ndarray) -> None:

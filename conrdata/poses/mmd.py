@@ -213,19 +213,16 @@ def _proxy_skeleton(rig: Rig) -> MmdSkeleton:
         add(f"{jp}ひじ", f"{jp}腕捩", la, f"{side}LowerArm")
         add(f"{jp}手捩", f"{jp}ひじ", la + 0.6 * (hd - la))
         add(f"{jp}手首", f"{jp}手捩", hd, f"{side}Hand")
-        prev = f"{jp}手首"
-        for k, seg in enumerate(("Metacarpal", "Proximal", "Distal")):
-            h = f"{side}Thumb{seg}"
-            if h in H:
-                add(f"{jp}親指{_DIGITS[k]}", prev, H[h], h)
-                prev = f"{jp}親指{_DIGITS[k]}"
-        for finger, fjp in _FINGER_JP.items():
+        # Digit chains from the wrist: MMD numbers the thumb from 0 and the other fingers from 1.
+        digits = [("Thumb", "親指", ("Metacarpal", "Proximal", "Distal"), 0)]
+        digits += [(f, fjp, ("Proximal", "Intermediate", "Distal"), 1) for f, fjp in _FINGER_JP.items()]
+        for finger, fjp, segments, first in digits:
             prev = f"{jp}手首"
-            for k, seg in enumerate(("Proximal", "Intermediate", "Distal")):
+            for k, seg in enumerate(segments):
                 h = f"{side}{finger}{seg}"
                 if h in H:
-                    add(f"{jp}{fjp}{_DIGITS[k + 1]}", prev, H[h], h)
-                    prev = f"{jp}{fjp}{_DIGITS[k + 1]}"
+                    add(f"{jp}{fjp}{_DIGITS[k + first]}", prev, H[h], h)
+                    prev = f"{jp}{fjp}{_DIGITS[k + first]}"
     add("下半身", "腰", hips, "hips")
     legs = []
     for side, jp in (("left", "左"), ("right", "右")):

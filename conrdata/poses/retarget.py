@@ -29,6 +29,7 @@ from __future__ import annotations
 import numpy as np
 
 from conrdata.bonemaps import CMU_BVH_TO_HUMANOID, map_bone_names
+from conrdata.errors import RigError
 from conrdata.humanoid import HUMANOID_BONES
 from conrdata.poses.library import PoseLibrary, library_from_world
 from conrdata.poses.skeleton import DIRECTION_CHILD, HUMANOID_PARENT, hips_height, standard_skeleton
@@ -185,8 +186,6 @@ def bvh_to_library(motion, target: Rig | None = None, fps: float | None = None, 
     """
     humanoid = map_source_names(motion.names, names_map)
     if "hips" not in humanoid:
-        from conrdata.errors import RigError
-
         raise RigError(f"BVH joints {motion.names[:6]}... have no recognisable hips", name)
     F = motion.num_frames
     times = np.arange(F) * motion.frame_time

@@ -70,7 +70,7 @@ class HeadlessContext:
             self._impl = None
 
     def info(self) -> dict:
-        from OpenGL import GL
+        from OpenGL import GL  # lazy, as every OpenGL import here: loaded once a context is made
 
         def s(name):
             v = GL.glGetString(name)
@@ -147,7 +147,7 @@ class _EGLContext:
 
 
 def _egl_proc(name: str, restype, *argtypes):
-    from OpenGL import EGL
+    from OpenGL import EGL  # lazy: loaded once a context is made
 
     address = EGL.eglGetProcAddress(name)
     if not address:
