@@ -25,7 +25,16 @@ import numpy as np
 
 from conrdata.formats.gltf_writer import rig_to_glb
 from conrdata.mesh import normalize_skin_weights, vertex_normals
-from conrdata.rig import Material, Rig, forward_kinematics, skin, skin_normals, skinning_matrices
+from conrdata.rig import (
+    Material,
+    Rig,
+    forward_kinematics,
+    identity_rotations,
+    skin,
+    skin_normals,
+    skinning_matrices,
+)
+from conrdata.rotations import axis_rotation
 
 #: The humanoid bones the procedural character has (all map to bones of the same name).
 PROCEDURAL_HUMANOID = (
@@ -570,11 +579,9 @@ def write_character_glb(path, seed: int = 0) -> Path:
 
 def tpose(rig: Rig) -> Rig:
     """The rig re-bound with its upper arms raised to horizontal (a T-pose), for export tests."""
-    q = np.zeros((rig.num_bones, 4))
-    q[:, 3] = 1
-    a = np.radians(ARM_ANGLE_DEG) / 2
-    for side, s in (("left", 1.0), ("right", -1.0)):
-        q[rig.bone_index(f"{side}UpperArm")] = [0, 0, s * np.sin(a), np.cos(a)]
+    q = identity_rotations(rig)
+    for side, s in (("left", 1.0), ("right", -1.0)):  # + 0.0 turns the right side's -0.0 x, y into 0.0
+        q[rig.bone_index(f"{side}UpperArm")] = axis_rotation("Z", s * np.radians(ARM_ANGLE_DEG)) + 0.0
     r, t = forward_kinematics(rig, q)
     m = skinning_matrices(rig, r, t)
     verts = skin(rig, m)

@@ -190,12 +190,16 @@ def test_torn_share_is_zero_when_correct_and_high_when_a_part_is_left_behind(ras
     for yaw in (0.0, 70.0, 200.0):
         res, camera, mesh, _ = render(raster, rig, q, yaw=yaw)
         a, b = posed_segments(spec, mesh.bone_world_r, mesh.bone_world_t)
-        assert torn_share(res.udp, camera, spec.height, spec.bind_a, spec.bind_b, a, b) < 0.002
+        assert torn_share(res.udp, camera, spec.height, spec.bind_a, spec.bind_b, a, b,
+                          posed_r=mesh.bone_world_r[spec.seg_bone]) < 0.002
     # The arms rendered at bind while the skeleton says they moved: the arm pixels disagree.
     res, camera, mesh, skeleton = render(raster, rig, identity_rotations(rig), yaw=0.0, skeleton_q=q)
     a, b = posed_segments(spec, skeleton.bone_world_r, skeleton.bone_world_t)
-    share, mask = torn_share(res.udp, camera, spec.height, spec.bind_a, spec.bind_b, a, b, return_mask=True)
+    share, mask = torn_share(res.udp, camera, spec.height, spec.bind_a, spec.bind_b, a, b, return_mask=True,
+                             posed_r=skeleton.bone_world_r[spec.seg_bone])
     assert share > 0.05
+    # Skin blends of candidate bones are accepted, but never a part its bones left behind.
+    assert share > 0.8 * torn_share(res.udp, camera, spec.height, spec.bind_a, spec.bind_b, a, b)
     # ... and they are the arm pixels: every flagged pixel's A-pose position is in an arm or the leg.
     rows, cols = np.nonzero(mask)
     for r, c in zip(rows, cols):
@@ -205,7 +209,8 @@ def test_torn_share_is_zero_when_correct_and_high_when_a_part_is_left_behind(ras
     torn = box_humanoid(bind_to={"leftUpperArm": "chest", "leftLowerArm": "chest", "leftHand": "chest"})
     res, camera, mesh, _ = render(raster, torn, q, yaw=0.0)
     a, b = posed_segments(spec, mesh.bone_world_r, mesh.bone_world_t)
-    assert torn_share(res.udp, camera, spec.height, spec.bind_a, spec.bind_b, a, b) > 0.05
+    assert torn_share(res.udp, camera, spec.height, spec.bind_a, spec.bind_b, a, b,
+                      posed_r=mesh.bone_world_r[spec.seg_bone]) > 0.05
 
 
 def test_torn_share_estimate_on_large_images_matches_the_full_count():

@@ -25,7 +25,10 @@ between two bones in the bind pose may follow either, and a part far from every 
 backpack, is carried by one of several about as far). In the posed image the pixel's camera ray
 passes through the posed surface point; if the mesh followed the skeleton, that point lies about
 d_s from the posed segment s, so the ray passes within d_s of it. The pixel *disagrees* when its
-ray passes farther than ``d_s + margin x H`` from every candidate posed segment s. A correct render
+ray passes farther than ``d_s + margin x H`` from every candidate posed segment s, and farther than
+``margin x H`` from every skin blend of two candidates: the segment between p carried rigidly by the
+one's bone and by the other's, which is where linear blend skinning puts a vertex weighted between
+them (a skirt stretched between two spread legs). A correct render
 scores ~0 (only pixels at strongly bent joints and stretched skin can exceed the margin); a part
 left at bind while its bone moves scores its whole visible area. The share of disagreeing
 foreground pixels is the image's ``torn_share``.
@@ -322,6 +325,19 @@ def _point_segment_distance(p: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.n
     return np.sqrt(np.maximum(pa2 - 2 * t * p_ab + t * t * ab2, 0.0))
 
 
+def _follows_a_blend(pos: np.ndarray, origin: np.ndarray, direction: np.ndarray, seg: np.ndarray,
+                     candidate: np.ndarray, bind_a: np.ndarray, posed_a: np.ndarray, posed_r: np.ndarray,
+                     slack: float) -> np.ndarray:
+    """(N,) bool: the pixel's ray passes within ``slack`` of a linear skin blend of two of its candidate
+    segments, i.e. of the segment between the A-pose point p carried rigidly by one candidate's bone and
+    by the other's (where linear blend skinning puts a vertex weighted between them)."""
+    # Rigidly carried copies of p, one per candidate: posed_a[s] + R_s (p - bind_a[s]), shape (N, K, 3).
+    carried = posed_a[seg] + np.einsum("nkij,nkj->nki", posed_r[seg], pos[:, None, :] - bind_a[seg])
+    i, j = np.triu_indices(seg.shape[1], 1)
+    d = _ray_segments_distance(origin, direction, carried[:, i], carried[:, j])
+    return np.any(candidate[:, i] & candidate[:, j] & (d <= slack), axis=1)
+
+
 def _ray_segments_distance(origin: np.ndarray, direction: np.ndarray, a: np.ndarray,
                            b: np.ndarray) -> np.ndarray:
     """Distances (N, K) between lines (origin, unit direction) (N, 3) and segments a, b (N, K, 3)."""
@@ -345,7 +361,7 @@ def decode_udp_positions(udp: np.ndarray, height: float) -> tuple[np.ndarray, np
 
 def torn_share(udp: np.ndarray, camera, height: float, bind_a: np.ndarray, bind_b: np.ndarray,
                posed_a: np.ndarray, posed_b: np.ndarray, margin: float = DEFAULT_MARGIN,
-               return_mask: bool = False, max_pixels: int = 8192):
+               return_mask: bool = False, max_pixels: int = 8192, posed_r: np.ndarray | None = None):
     """Share in [0, 1] of foreground UDP pixels that disagree with the skeleton (module docstring).
 
     ``udp`` (H, W, 4) float32 as rendered with ``camera``; ``height`` H metres; segments as bind
@@ -353,7 +369,9 @@ def torn_share(udp: np.ndarray, camera, height: float, bind_a: np.ndarray, bind_
     also returns the (H, W) bool image of disagreeing pixels. No foreground or no segment: 0.
     Above ``max_pixels`` foreground pixels the share is estimated on the pixels of every
     ``stride``-th row and column (the smallest stride that brings the count under the limit; the
-    mask then marks only those).
+    mask then marks only those). ``posed_r`` (S, 3, 3), the posed rotation of the bone carrying each
+    segment, also accepts a pixel whose ray passes within the margin of a skin blend of two candidate
+    segments (module docstring).
     """
     mask = np.zeros(udp.shape[:2], bool)
     pix, pos = decode_udp_positions(udp, height)
@@ -387,7 +405,11 @@ def torn_share(udp: np.ndarray, camera, height: float, bind_a: np.ndarray, bind_
         direction = far - near
         direction /= np.linalg.norm(direction, axis=1, keepdims=True)
         ray_d = _ray_segments_distance(near, direction, posed_a[seg], posed_b[seg])
-        torn[sl] = ~np.any(candidate & (ray_d <= bind_d + slack), axis=1)
+        agree = np.any(candidate & (ray_d <= bind_d + slack), axis=1)
+        if posed_r is not None and k > 1:
+            agree |= _follows_a_blend(pos[sl], near, direction, seg, candidate, bind_a,
+                                      posed_a, np.asarray(posed_r, np.float64), slack)
+        torn[sl] = ~agree
     mask[pix[:, 0], pix[:, 1]] = torn
     share = float(torn.mean())
     return (share, mask) if return_mask else share
@@ -400,7 +422,8 @@ def image_labels(spec: SkeletonSpec, world_r: np.ndarray, world_t: np.ndarray, c
     joints, uv, visible = skeleton_keypoints(spec, world_t, camera, depth)
     _, cuv, cvis = coco17_keypoints(spec, world_r, world_t, camera, depth)
     posed_a, posed_b = posed_segments(spec, world_r, world_t)
-    share = torn_share(udp, camera, spec.height, spec.bind_a, spec.bind_b, posed_a, posed_b, margin)
+    share = torn_share(udp, camera, spec.height, spec.bind_a, spec.bind_b, posed_a, posed_b, margin,
+                       posed_r=world_r[spec.seg_bone])
     return {
         "joints": {n: [round(float(c), 6) for c in joints[j]] for j, n in enumerate(spec.names)},
         "keypoints": {n: [round(float(uv[j, 0]), 3), round(float(uv[j, 1]), 3), int(visible[j])]
