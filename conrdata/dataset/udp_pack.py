@@ -36,7 +36,7 @@ from conrdata.dataset.writer import DatasetWriter
 from conrdata.errors import FormatError, UserError
 from conrdata.imageio import DEFAULT_MAX_PIXELS, read_image
 from conrdata.matte.io import is_image_file
-from conrdata.matte.pack import character_id_for
+from conrdata.matte.pack import PackReport, character_id_for
 from conrdata.udp import natural_key, read_udp_file
 
 REPORT_NAME = "pack_udp_report.csv"
@@ -54,20 +54,9 @@ class UdpCharacter:
     frames: list[tuple[Path, Path | None]] = field(default_factory=list)
 
 
-@dataclass
-class UdpPackReport:
-    """Rows (one per frame, keys :data:`REPORT_COLUMNS`) and totals of a pack run."""
-
-    rows: list[dict]
-    path: Path
-    characters: int = 0
-    clips_written: int = 0
-    clips_existing: int = 0
-    kinds: dict = field(default_factory=dict)  # clip kind -> clips written
-
-    @property
-    def skipped(self) -> list[dict]:
-        return [r for r in self.rows if r["status"] == "skipped"]
+class UdpPackReport(PackReport):
+    """Rows (one per frame, keys :data:`REPORT_COLUMNS`) and totals of a pack run; ``kinds``: clip kind ->
+    clips written (``splits`` is not counted here)."""
 
 
 def udp_character_id(name: str) -> str:
