@@ -27,8 +27,18 @@ labels and torn share), once with the full pose evaluator (:mod:`conrdata.poses.
 ``mesh_from_rig``'s evaluator swapped for :func:`conrdata.rig.forward_kinematics`), each in a fresh
 process: images/s and milliseconds per stage, i.e. what fidelity costs. Prints one JSON object.
 
+``--speed`` (alone) measures instead every shared character that converts, at ``--sizes``: ours
+(evaluator, skinning in the vertex shader, unlit colour + float32 UDP) beside ``ours_before`` (numpy
+skinning, synchronous read-back) and pyrender alone (``pyrender``: meshes through trimesh per pose, as
+the procedural baseline; ``pyrender_primitives``: textures wrapped once, bare primitives per pose), all
+with the same posing; then the whole job on ``--job-character`` with the ``sequential`` path (numpy
+skinning, synchronous read-back, labels and encoding inline) and the ``pipelined`` one (today's default),
+alternating, for each of ``--job-workers``. The load average before and after is recorded.
+
     python benchmarks/synth.py [--pairs 40] [--characters 2] [--sizes 256,512] [--no-baseline]
                                [--real-images 24] [--real-size 256] [--no-real]
+    python benchmarks/synth.py --speed [--sizes 256,512] [--speed-pairs 12] [--rounds 2]
+                               [--job-poses 16] [--job-workers 1,2]
 """
 
 from __future__ import annotations

@@ -321,8 +321,8 @@ def render_clip(task: ClipTask) -> ClipOutcome:
 
     start = time.perf_counter()
     cfg = task.config
-    # The labels, the gate and (with cfg.overlap) the encoding of each image run on the worker's
-    # thread pool while the next view renders; results come back in pose order (same bytes).
+    # With cfg.overlap each image's labels, torn gate and encoding run on the worker's thread pool
+    # while the next view renders (otherwise inline); results come back in pose order (same bytes).
     stage = ImageStage(cfg.overlap, task.udp_codec, cfg.encode_threads)
     try:
         rig, landmarks, local, trans, pose_ids, mesh_key, spec = _character(task)

@@ -16,6 +16,7 @@ from conrdata.convert import prepare_model
 from conrdata.poses import poses_for_rig, sample_poses
 from conrdata.render.camera import frame_points
 from conrdata.render.gl_rasterizer import GLRasterizer
+from conrdata.render.reference import reference_rasterize
 from conrdata.render.scene import Shading, bind_landmarks, mesh_from_rig
 from tests.conftest import assets_or_skip
 
@@ -118,3 +119,5 @@ def test_skin_data_of_another_mesh_is_refused():
     cam = frame_points(mesh.positions, 0.0, 0.0, width=32, height=32)
     with GLRasterizer(32, 32) as raster, pytest.raises(ValueError, match="skin data"):
         raster.render(mesh, cam)
+    with pytest.raises(ValueError, match="gpu_skinning=False"):
+        reference_rasterize(mesh_from_rig(rig, gpu_skinning=True), cam)

@@ -263,7 +263,8 @@ class GLRasterizer:
 
     ``GLRasterizer(width, height)`` creates (or reuses ``context``) a headless GL context;
     use one instance per process. ``render(mesh, camera, shading)`` requires
-    ``camera.width == width`` and ``camera.height == height``.
+    ``camera.width == width`` and ``camera.height == height``; ``submit(...)`` draws and queues the
+    read-back, returning a :class:`PendingRender` to collect later (on the same thread).
     """
 
     def __init__(self, width: int = 512, height: int = 512, context=None, cache_size: int = 8):

@@ -163,6 +163,9 @@ def _grid_fragments(p, idx, order, front, x0, y0, sel, size, width, height):
 def reference_rasterize(mesh: DrawMesh, camera: Camera, shading: Shading | None = None) -> RenderResult:
     """Rasterize ``mesh`` seen by ``camera`` in numpy; same outputs and conventions as
     :meth:`conrdata.render.gl_rasterizer.GLRasterizer.render` (row 0 at the top)."""
+    if mesh.normals is None:
+        raise ValueError("this mesh is left to the GL vertex shader to skin (gpu_skinning=True); "
+                         "pose it with gpu_skinning=False for the numpy reference")
     shading = shading or Shading()
     W, H = camera.width, camera.height
     view = camera.view_matrix()
