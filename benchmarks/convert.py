@@ -24,12 +24,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from conrdata.character_io import load_character, save_character  # noqa: E402
-from conrdata.convert import convert_file, find_models  # noqa: E402
 from conrdata.formats.gltf import GltfDocument  # noqa: E402
 from conrdata.formats.gltf_writer import rig_to_glb  # noqa: E402
-from conrdata.procedural import build_character, tpose, write_character_glb  # noqa: E402
-from conrdata.rig import forward_kinematics, pose_vertices, skin, skinning_matrices  # noqa: E402
+from conrdata.rig.io import load_character, save_character  # noqa: E402
+from conrdata.rig.model import forward_kinematics, pose_vertices, skin, skinning_matrices  # noqa: E402
+from conrdata.rig.procedural import build_character, tpose, write_character_glb  # noqa: E402
+from conrdata.synth.convert import convert_file, find_models  # noqa: E402
 
 
 def timed(fn, repeat: int) -> float:

@@ -2,7 +2,7 @@
 
 Sources of RGBA figures (both used by default):
 
-- "render": procedural characters (conrdata.procedural) in sampled poses
+- "render": procedural characters (conrdata.rig.procedural) in sampled poses
   (conrdata.poses.sample_poses), rendered by conrdata.render's GL rasterizer with
   cel shading and outlines at 2x and area-downsampled (anti-aliased alpha);
   skipped, with the reason in the JSON, when rendering is not available;
@@ -52,11 +52,11 @@ from conrdata.matte.synthetic import (  # noqa: E402
 def rendered_figures(count: int, size: int, seed: int = 0) -> list[np.ndarray]:
     """RGBA figures of procedural characters in sampled poses, anti-aliased by 2x supersampling."""
     from conrdata.poses import poses_for_rig, sample_poses
-    from conrdata.procedural import build_character
     from conrdata.render.camera import random_camera
     from conrdata.render.gl_rasterizer import GLRasterizer
     from conrdata.render.scene import Shading, bind_landmarks, mesh_from_rig
-    from conrdata.rig import pose_vertices
+    from conrdata.rig.model import pose_vertices
+    from conrdata.rig.procedural import build_character
 
     rng = np.random.default_rng(seed)
     figures = []

@@ -12,7 +12,7 @@ Prints one JSON object:
 - ``evaluator``: per real character (``Gene_light.pmx``, ``Godette_vrm_v4.vrm`` from the shared
   assets, converted to the A-pose), poses per second through the full pose evaluator
   (:func:`conrdata.poses.evaluate.evaluate_poses`: MMD inherit, IK chains, physics bones, VRM
-  constraints) against plain FK (:func:`conrdata.rig.forward_kinematics`) on the same sampled poses,
+  constraints) against plain FK (:func:`conrdata.rig.model.forward_kinematics`) on the same sampled poses,
   and the two with skinning; an entry holds ``skipped`` with the reason when the asset is absent.
 
 Motions are synthetic (smooth random keys on every standard bone): no real motion is bundled.
@@ -34,16 +34,16 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from conrdata.bonemaps import MMD_TO_HUMANOID  # noqa: E402
 from conrdata.poses import poses_for_rig, sample_poses  # noqa: E402
 from conrdata.poses.bvh import BvhMotion  # noqa: E402
 from conrdata.poses.evaluate import deform_rules, evaluate_poses  # noqa: E402
 from conrdata.poses.mmd import vmd_to_library  # noqa: E402
 from conrdata.poses.retarget import bvh_to_library  # noqa: E402
 from conrdata.poses.vmd import VmdMotion, make_track  # noqa: E402
-from conrdata.procedural import build_character  # noqa: E402
-from conrdata.rig import forward_kinematics, skin, skinning_matrices  # noqa: E402
-from conrdata.rotations import euler_to_quat  # noqa: E402
+from conrdata.rig.bonemaps import MMD_TO_HUMANOID  # noqa: E402
+from conrdata.rig.model import forward_kinematics, skin, skinning_matrices  # noqa: E402
+from conrdata.rig.procedural import build_character  # noqa: E402
+from conrdata.rig.rotations import euler_to_quat  # noqa: E402
 
 EVALUATOR_CHARACTERS = {"Gene_light.pmx": ("meshes", "gene", "Gene_light.pmx"),
                         "Godette_vrm_v4.vrm": ("meshes", "godot-vrm", "Godette_vrm_v4.vrm")}
@@ -93,8 +93,8 @@ def rate(fn, n_items: int, repeat: int = 2) -> float:
 
 def evaluator_figures(path: Path, poses: int = 64) -> dict:
     """Full evaluator against FK only, on ``poses`` sampled poses of the converted character at ``path``."""
-    from conrdata.apose import align_to_apose
     from conrdata.formats import load_model
+    from conrdata.rig.apose import align_to_apose
 
     rig = align_to_apose(load_model(path))
     rules = deform_rules(rig)
@@ -139,8 +139,8 @@ def main() -> None:
     no_ik.ik_keys = [(0, {"左足ＩＫ": False, "右足ＩＫ": False})]
     out["vmd_no_ik_poses_per_s"] = rate(lambda: vmd_to_library(no_ik, rig, fps=30), n)
     try:
-        from conrdata.apose import align_to_apose
         from conrdata.formats.pmx import read_pmx
+        from conrdata.rig.apose import align_to_apose
         from tests.mmd_writer import tiny_humanoid, write_pmx, write_textures
 
         with tempfile.TemporaryDirectory() as d:

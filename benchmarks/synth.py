@@ -24,7 +24,7 @@ Real characters (``real``): Gene_light.pmx and Godette_vrm_v4.vrm from the share
 rendered the way a synth worker does it (sampled pose -> posed mesh -> one raster pass -> skeleton
 labels and torn share), once with the full pose evaluator (:mod:`conrdata.poses.evaluate`, what
 ``mesh_from_rig`` runs) and once with FK only (``posing="fk-only"``: the same process with
-``mesh_from_rig``'s evaluator swapped for :func:`conrdata.rig.forward_kinematics`), each in a fresh
+``mesh_from_rig``'s evaluator swapped for :func:`conrdata.rig.model.forward_kinematics`), each in a fresh
 process: images/s and milliseconds per stage, i.e. what fidelity costs. Prints one JSON object.
 
 ``--speed`` (alone) measures instead every shared character that converts, at ``--sizes``: ours
@@ -73,7 +73,7 @@ def _cameras(rig, local, trans, size, seed):
     import numpy as np
 
     from conrdata.render.camera import random_camera
-    from conrdata.rig import pose_vertices
+    from conrdata.rig.model import pose_vertices
 
     rng = np.random.default_rng(seed)
     return [random_camera(rng, pose_vertices(rig, q, t), width=size, height=size)
@@ -81,9 +81,9 @@ def _cameras(rig, local, trans, size, seed):
 
 
 def run_ours(char_seed: int, size: int, pairs: int, warmup: int, anime: bool = False) -> dict:
-    from conrdata.procedural import build_character
     from conrdata.render.gl_rasterizer import GLRasterizer
     from conrdata.render.scene import Shading, bind_landmarks, mesh_from_rig
+    from conrdata.rig.procedural import build_character
 
     rig = build_character(char_seed)
     local, trans = _poses(rig, pairs + warmup, 1)
@@ -113,9 +113,9 @@ def run_pyrender(char_seed: int, size: int, pairs: int, warmup: int) -> dict:
     import trimesh
     from PIL import Image
 
-    from conrdata.procedural import build_character
     from conrdata.render.scene import bind_landmarks
-    from conrdata.rig import pose_vertices
+    from conrdata.rig.model import pose_vertices
+    from conrdata.rig.procedural import build_character
 
     rig = build_character(char_seed)
     local, trans = _poses(rig, pairs + warmup, 1)
@@ -194,10 +194,10 @@ def run_job(size: int, characters: int, poses: int, workers: int = 1) -> dict:
     import tempfile
     from pathlib import Path
 
-    from conrdata.character_io import save_character
-    from conrdata.engines import make_engine
-    from conrdata.procedural import build_character
-    from conrdata.synth import SynthConfig, run_synth
+    from conrdata.rig.io import save_character
+    from conrdata.rig.procedural import build_character
+    from conrdata.synth.engines import make_engine
+    from conrdata.synth.job import SynthConfig, run_synth
 
     with tempfile.TemporaryDirectory() as tmp:
         chars = []
@@ -238,14 +238,14 @@ def run_real(mesh_rel: str, size: int, images: int, posing: str) -> dict:
     import numpy as np
 
     import conrdata.render.scene as scene
-    from conrdata.character_io import load_character
-    from conrdata.convert import convert_folder, list_characters
     from conrdata.poses import poses_for_rig, sample_poses
     from conrdata.render.camera import frame_points, random_view
     from conrdata.render.gl_rasterizer import GLRasterizer
     from conrdata.render.labels import image_labels, skeleton_spec
-    from conrdata.rig import forward_kinematics
-    from conrdata.synth import SynthConfig
+    from conrdata.rig.io import load_character
+    from conrdata.rig.model import forward_kinematics
+    from conrdata.synth.convert import convert_folder, list_characters
+    from conrdata.synth.job import SynthConfig
 
     if posing == "fk-only":  # the switch: mesh_from_rig poses with plain FK in this process
         scene.evaluate_pose = forward_kinematics
@@ -418,8 +418,8 @@ def convert_shared(dest: str) -> list[dict]:
     (``skipped`` with the reason)."""
     from pathlib import Path
 
-    from conrdata.character_io import load_character
-    from conrdata.convert import convert_folder, list_characters
+    from conrdata.rig.io import load_character
+    from conrdata.synth.convert import convert_folder, list_characters
 
     meshes = _assets_dir() / "meshes"
     report = convert_folder(meshes, Path(dest), strict=False, progress=False)
@@ -443,10 +443,10 @@ def _real_work(path: str, size: int, count: int):
     """(rig, landmarks, posed meshes' inputs, cameras): ``count`` sampled poses and framed views."""
     import numpy as np
 
-    from conrdata.character_io import load_character
     from conrdata.poses import poses_for_rig, sample_poses
     from conrdata.render.camera import frame_points, random_view
     from conrdata.render.scene import bind_landmarks, mesh_from_rig
+    from conrdata.rig.io import load_character
 
     rig = load_character(path)
     local, trans = poses_for_rig(rig, sample_poses(count, 5, rig))
@@ -564,8 +564,8 @@ def run_job_real(cid: str, path: str, size: int, poses: int, workers: int, job_p
     import tempfile
     from pathlib import Path
 
-    from conrdata.engines import make_engine
-    from conrdata.synth import SynthConfig, run_synth
+    from conrdata.synth.engines import make_engine
+    from conrdata.synth.job import SynthConfig, run_synth
 
     new = job_path == "pipelined"
     chars = [(cid, Path(path))]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import click
 
-from conrdata.cli_support import LazyGroup, run_group
+from conrdata.cli.lazy import LazyGroup, run_group
 
 COMMANDS = {
     "train": "conrmodel.commands.train:command",

@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from conrdata.character_io import load_character
 from conrdata.poses import load_pose_library, pose_for_rig
 from conrdata.render import GLRasterizer, Shading, bind_landmarks, frame_points, mesh_from_rig
+from conrdata.rig.io import load_character
 from conrdata.udp import to_official
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from conrdata.poses.vmd import VmdMotion, make_track, write_vmd
-from conrdata.rotations import axis_rotation
+from conrdata.rig.rotations import axis_rotation
 
 #: Ease-in-out curve control points (x1, y1, x2, y2), 0..127, as MMD writes them.
 EASE = (64, 0, 64, 127)

@@ -25,7 +25,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import yaml
 
-from conrdata.convert import list_characters
+from conrdata.synth.convert import list_characters
 from conrmodel.video import write_video
 from pipelines.animation import write_animation_inputs
 from pipelines.drawn import composite_renders

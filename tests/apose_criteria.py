@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from conrdata.apose import measure_apose
-from conrdata.rig import Rig, identity_rotations, pose_vertices
+from conrdata.rig.apose import measure_apose
+from conrdata.rig.model import Rig, identity_rotations, pose_vertices
 
 
 def apose_failures(rig: Rig, tol_arm: float = 1.0, tol_leg: float = 2.0, tol_bind: float = 1e-4) -> list[str]:

@@ -16,7 +16,7 @@ import numpy as np
 
 from conrdata.poses.bvh import BvhMotion
 from conrdata.poses.skeleton import standard_skeleton
-from conrdata.rotations import matrix_to_euler, quat_from_matrix, quat_to_matrix, rotation_between
+from conrdata.rig.rotations import matrix_to_euler, quat_from_matrix, quat_to_matrix, rotation_between
 
 C = np.sqrt(0.5)
 

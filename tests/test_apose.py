@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conrdata.apose import align_to_apose
 from conrdata.errors import RigError
-from conrdata.procedural import build_character
-from conrdata.rig import (
+from conrdata.rig.apose import align_to_apose
+from conrdata.rig.model import (
     Material,
     Rig,
     forward_kinematics,
@@ -18,7 +17,8 @@ from conrdata.rig import (
     skin_normals,
     skinning_matrices,
 )
-from conrdata.rotations import quat_to_matrix
+from conrdata.rig.procedural import build_character
+from conrdata.rig.rotations import quat_to_matrix
 from tests.apose_criteria import assert_apose
 from tests.stick_rig import STICK_BONES, bone_arrays
 

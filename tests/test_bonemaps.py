@@ -2,7 +2,7 @@
 
 import pytest
 
-from conrdata.bonemaps import (
+from conrdata.rig.bonemaps import (
     CMU_BVH_TO_HUMANOID,
     MIXAMO_TO_HUMANOID,
     MMD_ENGLISH_TO_HUMANOID,
@@ -10,7 +10,7 @@ from conrdata.bonemaps import (
     humanoid_name,
     map_bone_names,
 )
-from conrdata.humanoid import HUMANOID_BONES, REQUIRED_BONES
+from conrdata.rig.humanoid import HUMANOID_BONES, REQUIRED_BONES
 
 MMD_STANDARD = [
     "全ての親", "センター", "グルーブ", "腰", "下半身", "上半身", "上半身2", "首", "頭",

@@ -11,13 +11,20 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from conrdata.character_io import FORMAT_VERSION, load_character, save_character
 from conrdata.cli import main
-from conrdata.convert import MANIFEST, REPORT, character_id, convert_folder, file_sha256, list_characters
 from conrdata.errors import FormatError
 from conrdata.formats.gltf_writer import glb_bytes, rig_to_glb, rig_to_gltf
-from conrdata.humanoid import REQUIRED_BONES
-from conrdata.procedural import build_character, tpose, write_character_glb
+from conrdata.rig.humanoid import REQUIRED_BONES
+from conrdata.rig.io import FORMAT_VERSION, load_character, save_character
+from conrdata.rig.procedural import build_character, tpose, write_character_glb
+from conrdata.synth.convert import (
+    MANIFEST,
+    REPORT,
+    character_id,
+    convert_folder,
+    file_sha256,
+    list_characters,
+)
 from tests.apose_criteria import assert_apose
 from tests.conftest import NOT_CHARACTERS, assets_or_skip
 

@@ -13,11 +13,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conrdata.apose import align_to_apose
 from conrdata.errors import UserError
 from conrdata.formats import load_model
 from conrdata.formats.gltf_writer import glb_bytes, rig_to_gltf
-from conrdata.rig import Material, Rig
+from conrdata.rig.apose import align_to_apose
+from conrdata.rig.model import Material, Rig
 from tests.stick_rig import STICK_BONES, bone_arrays
 
 MAX_PEAK_BYTES = 64 << 20

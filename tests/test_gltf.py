@@ -10,13 +10,13 @@ import struct
 import numpy as np
 import pytest
 
-from conrdata.apose import align_to_apose, measure_apose
-from conrdata.convert import prepare_model
 from conrdata.errors import FormatError, RigError, UserError
 from conrdata.formats import load_model
 from conrdata.formats.gltf import GltfDocument
 from conrdata.formats.gltf_writer import glb_bytes, rig_to_gltf, write_glb
-from conrdata.procedural import build_character, tpose
+from conrdata.rig.apose import align_to_apose, measure_apose
+from conrdata.rig.procedural import build_character, tpose
+from conrdata.synth.convert import prepare_model
 from tests.apose_criteria import assert_apose
 from tests.conftest import mesh_files_or_skip
 

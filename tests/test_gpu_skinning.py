@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from conrdata.convert import prepare_model
 from conrdata.poses import poses_for_rig, sample_poses
 from conrdata.render.camera import frame_points
 from conrdata.render.gl_rasterizer import GLRasterizer
 from conrdata.render.reference import reference_rasterize
 from conrdata.render.scene import Shading, bind_landmarks, mesh_from_rig
+from conrdata.synth.convert import prepare_model
 from tests.conftest import assets_or_skip
 
 SHADINGS = [Shading(), Shading(cel=True, outline=True, outline_width=0.006)]
@@ -68,7 +68,7 @@ def compare(raster, rig, poses, size, key, min_foreground):
 
 
 def test_gpu_skinning_matches_numpy_on_the_procedural_character():
-    from conrdata.procedural import build_character
+    from conrdata.rig.procedural import build_character
 
     rig = build_character(4)
     lib = sample_poses(4, 3, rig)
@@ -87,7 +87,7 @@ def test_gpu_skinning_matches_numpy_on_gene():
 
 def test_submitted_views_come_back_in_their_own_buffers():
     """Several views submitted before any read-back: each result is that view's, as rendered alone."""
-    from conrdata.procedural import build_character
+    from conrdata.rig.procedural import build_character
 
     rig = build_character(2)
     lib = sample_poses(3, 1, rig)
@@ -111,7 +111,7 @@ def test_submitted_views_come_back_in_their_own_buffers():
 
 
 def test_skin_data_of_another_mesh_is_refused():
-    from conrdata.procedural import build_character
+    from conrdata.rig.procedural import build_character
 
     rig = build_character(0)
     mesh = mesh_from_rig(rig, key="x", gpu_skinning=True)

@@ -8,21 +8,21 @@ import json
 import numpy as np
 import pytest
 
-from conrdata.apose import align_to_apose
-from conrdata.bonemaps import map_bone_names
 from conrdata.cli import main
-from conrdata.convert import MANIFEST, convert_folder
 from conrdata.errors import RigError, UserError
 from conrdata.formats import load_model
 from conrdata.formats.gltf_writer import glb_bytes, rig_to_gltf
-from conrdata.humanoid import REQUIRED_BONES
-from conrdata.humanoid_infer import bone_map_for, read_bone_map, resolve_humanoid
 from conrdata.poses.library import poses_for_rig
 from conrdata.poses.sampler import sample_poses
-from conrdata.procedural import build_character, tpose
 from conrdata.render.primitives import box_arrays
-from conrdata.rig import Material, Rig, forward_kinematics
-from conrdata.rotations import quat_to_matrix
+from conrdata.rig.apose import align_to_apose
+from conrdata.rig.bonemaps import map_bone_names
+from conrdata.rig.humanoid import REQUIRED_BONES
+from conrdata.rig.humanoid_infer import bone_map_for, read_bone_map, resolve_humanoid
+from conrdata.rig.model import Material, Rig, forward_kinematics
+from conrdata.rig.procedural import build_character, tpose
+from conrdata.rig.rotations import quat_to_matrix
+from conrdata.synth.convert import MANIFEST, convert_folder
 from tests.apose_criteria import assert_apose
 from tests.conftest import assets_or_skip
 

@@ -1,8 +1,8 @@
-"""conrdata.mesh: the one vertex-normal and skin-weight clean-up every mesh source uses."""
+"""conrdata.rig.mesh: the one vertex-normal and skin-weight clean-up every mesh source uses."""
 
 import numpy as np
 
-from conrdata.mesh import normalize_skin_weights, vertex_normals
+from conrdata.rig.mesh import normalize_skin_weights, vertex_normals
 
 
 def _octahedron():

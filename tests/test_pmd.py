@@ -8,8 +8,8 @@ import pytest
 from conrdata.errors import FormatError
 from conrdata.formats.pmd import read_pmd, split_texture_field
 from conrdata.formats.pmx import read_pmx
-from conrdata.humanoid import REQUIRED_BONES
-from conrdata.rig import identity_rotations, pose_vertices
+from conrdata.rig.humanoid import REQUIRED_BONES
+from conrdata.rig.model import identity_rotations, pose_vertices
 from tests.conftest import mesh_files_or_skip
 from tests.mmd_writer import tiny_humanoid, write_pmd, write_pmx, write_textures
 

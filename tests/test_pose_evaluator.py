@@ -6,8 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conrdata.apose import align_to_apose
-from conrdata.character_io import load_character, save_character
 from conrdata.formats.pmd import read_pmd
 from conrdata.formats.pmx import read_pmx
 from conrdata.poses import poses_for_rig, sample_poses
@@ -22,14 +20,16 @@ from conrdata.poses.evaluate import (
 from conrdata.poses.mmd import vmd_to_library
 from conrdata.poses.retarget import bvh_to_library
 from conrdata.poses.vmd import VmdMotion, make_track
-from conrdata.rig import (
+from conrdata.rig.apose import align_to_apose
+from conrdata.rig.io import load_character, save_character
+from conrdata.rig.model import (
     forward_kinematics,
     identity_rotations,
     quat_to_matrix,
     skin,
     skinning_matrices,
 )
-from conrdata.rotations import axis_rotation, quat_from_axis_angle, quat_from_matrix
+from conrdata.rig.rotations import axis_rotation, quat_from_axis_angle, quat_from_matrix
 from tests import mmd_writer
 from tests.conftest import assets_or_skip
 from tests.poses_testdata import apose_frame, cmu_bvh
@@ -118,7 +118,7 @@ def test_chains_stay_with_the_arm(chains_rig, chain):
 def test_chains_fk_alignment_would_tear(chains_rig):
     """Aligning by FK alone (the old path) puts the deform copies and sleeves off the re-aimed arms."""
     src, _ = chains_rig
-    import conrdata.apose as apose
+    import conrdata.rig.apose as apose
 
     saved = apose.evaluate_pose
     try:
@@ -266,7 +266,7 @@ def constrained_vrm(tmp_path_factory):
     from conrdata.formats.gltf import GltfDocument
     from conrdata.formats.gltf_rig import _RigReader, read_gltf
     from conrdata.formats.gltf_writer import rig_to_gltf, write_glb
-    from conrdata.procedural import build_character
+    from conrdata.rig.procedural import build_character
 
     doc, binary = rig_to_gltf(build_character(3), bone_axes="along_bone", vrm="1")
     node = {n.get("name"): i for i, n in enumerate(doc["nodes"])}

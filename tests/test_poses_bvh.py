@@ -7,8 +7,8 @@ from conrdata.errors import FormatError
 from conrdata.poses import pose_for_rig, standard_skeleton
 from conrdata.poses.bvh import bvh_text, parse_bvh, read_bvh, write_bvh
 from conrdata.poses.retarget import bvh_to_library, map_source_names
-from conrdata.rig import forward_kinematics
-from conrdata.rotations import quat_angle
+from conrdata.rig.model import forward_kinematics
+from conrdata.rig.rotations import quat_angle
 from tests.poses_testdata import CMU_TO_HUMANOID, apose_frame, cmu_bvh, euler_between
 
 
@@ -63,8 +63,8 @@ def test_tpose_gives_rig_tpose_and_apose_frame_gives_bind(face_minus_z, units):
 
 
 def test_retarget_onto_procedural_character():
-    pytest.importorskip("conrdata.procedural")
-    from conrdata.procedural import build_character
+    pytest.importorskip("conrdata.rig.procedural")
+    from conrdata.rig.procedural import build_character
 
     rig = build_character(1)
     lib = bvh_to_library(cmu_bvh([{}, apose_frame()]), rig, name="t")

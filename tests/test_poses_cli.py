@@ -9,14 +9,14 @@ from conrdata.cli import group
 from conrdata.poses import load_pose_library, pose_for_rig
 from conrdata.poses.bvh import write_bvh
 from conrdata.poses.vmd import VmdMotion, make_track, write_vmd
-from conrdata.rig import forward_kinematics
-from conrdata.rotations import axis_rotation
+from conrdata.rig.model import forward_kinematics
+from conrdata.rig.rotations import axis_rotation
 from tests.conftest import assets_or_skip
 from tests.poses_testdata import apose_frame, cmu_bvh
 
 
 def run(args):
-    from conrdata.cli_support import run_group
+    from conrdata.cli.lazy import run_group
 
     try:
         run_group(group, [str(a) for a in args])
@@ -60,9 +60,9 @@ def test_cli_motions_sample_and_preview(tmp_path, motions, capsys):
 
 
 def test_cli_max_poses_and_character(tmp_path, motions):
-    pytest.importorskip("conrdata.procedural")
-    io = pytest.importorskip("conrdata.character_io")
-    from conrdata.procedural import build_character
+    pytest.importorskip("conrdata.rig.procedural")
+    io = pytest.importorskip("conrdata.rig.io")
+    from conrdata.rig.procedural import build_character
 
     rig = build_character(3)
     char = io.save_character(rig, tmp_path / "char.npz")
@@ -100,7 +100,7 @@ def _first_humanoid(paths):
     others were passed over."""
     from conrdata.errors import UserError
     from conrdata.formats import load_model
-    from conrdata.humanoid import REQUIRED_BONES
+    from conrdata.rig.humanoid import REQUIRED_BONES
 
     passed_over = []
     for path in paths:
@@ -121,10 +121,10 @@ def test_real_motions_drive_vrm_and_pmx_characters(tmp_path):
     files are passed over)."""
     motions = assets_or_skip("motions")
     meshes = assets_or_skip("meshes")
-    from conrdata.apose import align_to_apose
     from conrdata.poses.build import build_library
     from conrdata.poses.library import save_pose_library
     from conrdata.poses.preview import save_preview
+    from conrdata.rig.apose import align_to_apose
 
     for suffix in ("*.vrm", "*.pmx"):
         rig, passed_over = _first_humanoid(sorted(meshes.rglob(suffix)))
@@ -143,7 +143,7 @@ def test_real_motions_drive_vrm_and_pmx_characters(tmp_path):
 
 
 def test_cli_character_from_a_model_file(tmp_path, motions):
-    proc = pytest.importorskip("conrdata.procedural")
+    proc = pytest.importorskip("conrdata.rig.procedural")
     pytest.importorskip("conrdata.formats")
     glb = proc.write_character_glb(tmp_path / "hero.glb", seed=4)
     out = tmp_path / "lib.npz"

@@ -12,7 +12,7 @@ from conrdata.poses.bvh import bvh_text, parse_bvh
 from conrdata.poses.mmd import vmd_to_library
 from conrdata.poses.retarget import bvh_to_library
 from conrdata.poses.vmd import VmdMotion, make_track, parse_vmd, vmd_bytes
-from conrdata.rotations import axis_rotation
+from conrdata.rig.rotations import axis_rotation
 from tests.poses_testdata import apose_frame, cmu_bvh
 
 
@@ -82,7 +82,7 @@ def test_vmd_edge_cases(data):
 
 @pytest.fixture(scope="module")
 def seed_gltf(tmp_path_factory):
-    from conrdata.rotations import rotation_between
+    from conrdata.rig.rotations import rotation_between
     from tests.poses_testdata import gltf_animated_skeleton
 
     rest = rotation_between(np.array([0, 1.0, 0]), np.array([1.0, 0, 0]))

@@ -8,8 +8,8 @@ import pytest
 from conrdata.errors import FormatError
 from conrdata.poses import pose_for_rig, standard_skeleton
 from conrdata.poses.gltf_anim import gltf_to_library, sample_channel
-from conrdata.rig import forward_kinematics
-from conrdata.rotations import axis_rotation, quat_angle, quat_mul, rotation_between
+from conrdata.rig.model import forward_kinematics
+from conrdata.rig.rotations import axis_rotation, quat_angle, quat_mul, rotation_between
 from tests.poses_testdata import gltf_animated_skeleton
 
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from conrdata.poses.ik import PoseState, hinge_angle_for_distance, solve_ccd, solve_two_bone
-from conrdata.rig import IKChain
-from conrdata.rotations import matrix_to_euler
+from conrdata.rig.model import IKChain
+from conrdata.rig.rotations import matrix_to_euler
 
 # hips (root) -> thigh -> knee -> ankle; and an IK bone under the root. Knee set slightly forward.
 PARENTS = [-1, 0, 1, 2, 0]

@@ -17,8 +17,8 @@ from conrdata.poses import (
 )
 from conrdata.poses.evaluate import evaluate_pose
 from conrdata.poses.sampler import LIMITS, self_penetrating
-from conrdata.rig import Material, Rig, forward_kinematics
-from conrdata.rotations import (
+from conrdata.rig.model import Material, Rig, forward_kinematics
+from conrdata.rig.rotations import (
     axis_rotation,
     euler_to_quat,
     matrix_to_euler,
@@ -244,8 +244,8 @@ def test_sampler_rejects_self_penetration():
 
 
 def test_sampler_on_procedural_character():
-    pytest.importorskip("conrdata.procedural")
-    from conrdata.procedural import build_character
+    pytest.importorskip("conrdata.rig.procedural")
+    from conrdata.rig.procedural import build_character
 
     rig = build_character(0)
     lib = sample_poses(10, seed=1, rig=rig)

@@ -17,8 +17,8 @@ from conrdata.poses.vmd import (
     vmd_bytes,
     write_vmd,
 )
-from conrdata.rig import forward_kinematics
-from conrdata.rotations import axis_rotation, quat_angle
+from conrdata.rig.model import forward_kinematics
+from conrdata.rig.rotations import axis_rotation, quat_angle
 
 EASE = (127, 0, 0, 127)  # x1, y1, x2, y2: slow in, slow out
 LINEAR = (20, 20, 107, 107)
@@ -143,8 +143,8 @@ def test_ik_can_be_switched_off():
 
 
 def test_vmd_drives_the_procedural_character():
-    pytest.importorskip("conrdata.procedural")
-    from conrdata.procedural import build_character
+    pytest.importorskip("conrdata.rig.procedural")
+    from conrdata.rig.procedural import build_character
 
     rig = build_character(2)
     lib = vmd_to_library(motion_fixture(), rig, fps=10, name="d")
@@ -159,7 +159,7 @@ def test_vmd_drives_the_procedural_character():
 def test_vmd_drives_a_pmx_rig_with_its_own_ik(tmp_path):
     mmd_writer = pytest.importorskip("tests.mmd_writer")
     pmx = pytest.importorskip("conrdata.formats.pmx")
-    apose = pytest.importorskip("conrdata.apose")
+    apose = pytest.importorskip("conrdata.rig.apose")
     mmd_writer.write_textures(tmp_path)
     path = mmd_writer.write_pmx(tmp_path / "m.pmx", mmd_writer.tiny_humanoid())
     rig = apose.align_to_apose(pmx.read_pmx(path))

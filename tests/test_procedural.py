@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from conrdata.apose import measure_apose
-from conrdata.humanoid import REQUIRED_BONES
-from conrdata.procedural import build_character, tpose, write_character_glb
-from conrdata.rig import forward_kinematics, identity_rotations, pose_vertices
+from conrdata.rig.apose import measure_apose
+from conrdata.rig.humanoid import REQUIRED_BONES
+from conrdata.rig.model import forward_kinematics, identity_rotations, pose_vertices
+from conrdata.rig.procedural import build_character, tpose, write_character_glb
 
 
 @pytest.fixture(scope="module")

@@ -15,8 +15,7 @@ import numpy as np
 import pytest
 
 from conrdata.cli import group
-from conrdata.cli_support import run_group
-from conrdata.convert import convert_folder, find_models
+from conrdata.cli.lazy import run_group
 from conrdata.errors import FormatError
 from conrdata.formats.pmd import read_pmd
 from conrdata.formats.pmx import read_pmx
@@ -26,7 +25,8 @@ from conrdata.poses.build import build_library
 from conrdata.poses.bvh import bvh_text, parse_bvh, read_bvh
 from conrdata.poses.mmd import evaluate_vmd, mmd_skeleton_for
 from conrdata.poses.vmd import VmdMotion, field_text, make_track, parse_vmd, vmd_bytes
-from conrdata.rotations import axis_rotation, quat_angle
+from conrdata.rig.rotations import axis_rotation, quat_angle
+from conrdata.synth.convert import convert_folder, find_models
 from tests.conftest import assets_or_skip
 from tests.mmd_writer import BODY_RGB, pmd_bytes, pmx_bytes, tiny_humanoid, write_pmx, write_textures
 from tests.poses_testdata import apose_frame, cmu_bvh

@@ -8,7 +8,7 @@ from conrdata.render.gl_rasterizer import GLRasterizer
 from conrdata.render.primitives import boxes_rig, checker_texture, demo_scene_rig
 from conrdata.render.reference import reference_rasterize
 from conrdata.render.scene import Shading, mesh_from_rig
-from conrdata.rig import Material, identity_rotations
+from conrdata.rig.model import Material, identity_rotations
 from conrdata.udp import encode_landmarks
 
 SIZE = 128
@@ -23,7 +23,7 @@ def gl():
 
 def procedural_or_none():
     try:
-        from conrdata.procedural import build_character
+        from conrdata.rig.procedural import build_character
     except ImportError:
         return None
     return build_character(3)
@@ -191,7 +191,7 @@ def test_rejects_a_camera_of_another_size(gl):
 
 
 def test_posed_mesh_matches_the_rig_skinning():
-    from conrdata.rig import pose_vertices
+    from conrdata.rig.model import pose_vertices
 
     rig = procedural_or_none() or demo_scene_rig()
     q = posed(rig, 11)

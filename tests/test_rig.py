@@ -2,14 +2,14 @@
 
 import numpy as np
 
-from conrdata.rig import (
+from conrdata.rig.model import (
     Material,
     Rig,
     forward_kinematics,
     identity_rotations,
     pose_vertices,
 )
-from conrdata.rotations import quat_to_matrix
+from conrdata.rig.rotations import quat_to_matrix
 
 
 def two_bone_rig() -> Rig:

@@ -1,9 +1,9 @@
-"""conrdata.rotations: conventions (x, y, z, w; active; right-handed), round trips, batch = single."""
+"""conrdata.rig.rotations: conventions (x, y, z, w; active; right-handed), round trips, batch = single."""
 
 import numpy as np
 import pytest
 
-from conrdata.rotations import (
+from conrdata.rig.rotations import (
     axis_matrix,
     axis_rotation,
     euler_to_matrix,

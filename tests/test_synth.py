@@ -9,13 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conrdata.convert import convert_folder, list_characters
 from conrdata.dataset import iter_clips
 from conrdata.dataset.validate import validate
-from conrdata.engines import InlineEngine, LocalEngine
 from conrdata.errors import UserError
-from conrdata.procedural import write_character_glb
-from conrdata.synth import SynthConfig, clip_plan, run_synth, synth_folder
+from conrdata.rig.procedural import write_character_glb
+from conrdata.synth.convert import convert_folder, list_characters
+from conrdata.synth.engines import InlineEngine, LocalEngine
+from conrdata.synth.job import SynthConfig, clip_plan, run_synth, synth_folder
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = dict(poses_per_character=3, views=2, resolution=64, images_per_clip=2, seed=7)
@@ -151,7 +151,7 @@ def test_output_does_not_depend_on_worker_count(characters, tmp_path):
 @pytest.mark.slow
 def test_ray_engine_matches_local(characters, tmp_path):
     ray = pytest.importorskip("ray")
-    from conrdata.engines import RayEngine
+    from conrdata.synth.engines import RayEngine
 
     chars = list_characters(characters)
     cfg = SynthConfig(**SMALL)

@@ -9,12 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conrdata.character_io import save_character
 from conrdata.dataset import Clip, ClipImage, DatasetWriter, iter_clips
 from conrdata.dataset.inspect import format_summary, summarize
 from conrdata.dataset.manifests import read_manifest
 from conrdata.dataset.validate import validate
-from conrdata.procedural import build_character
 from conrdata.render.camera import frame_points
 from conrdata.render.gl_rasterizer import GLRasterizer
 from conrdata.render.labels import (
@@ -27,8 +25,10 @@ from conrdata.render.labels import (
 )
 from conrdata.render.primitives import box_arrays
 from conrdata.render.scene import Shading, mesh_from_rig
-from conrdata.rig import Material, Rig, identity_rotations
-from conrdata.synth import SynthConfig, run_synth
+from conrdata.rig.io import save_character
+from conrdata.rig.model import Material, Rig, identity_rotations
+from conrdata.rig.procedural import build_character
+from conrdata.synth.job import SynthConfig, run_synth
 
 REPO = Path(__file__).resolve().parents[1]
 SIZE = 96
@@ -337,7 +337,7 @@ def test_validate_warns_on_images_without_joints_and_fails_on_malformed_ones(tmp
 
 
 def test_synth_cli_takes_max_torn(tmp_path):
-    from conrdata.procedural import write_character_glb
+    from conrdata.rig.procedural import write_character_glb
 
     meshes = tmp_path / "meshes"
     meshes.mkdir()
@@ -372,7 +372,7 @@ def torn_figures(rig, library, indices, raster, seed: int) -> np.ndarray:
     from conrdata.poses import poses_for_rig
     from conrdata.render.labels import image_labels
     from conrdata.render.scene import bind_landmarks
-    from conrdata.synth import render_view
+    from conrdata.synth.job import render_view
 
     config = SynthConfig(resolution=128)
     spec = skeleton_spec(rig)
@@ -393,10 +393,10 @@ def test_real_characters_labels_agree_with_their_skeletons(tmp_path):
     of every shared motion, at 128 px: torn share <= 0.5 % on average, <= 2 % in every image."""
     from conftest import assets_or_skip
 
-    from conrdata.character_io import load_character
-    from conrdata.convert import convert_folder, list_characters
     from conrdata.poses import sample_poses
     from conrdata.poses.build import build_library
+    from conrdata.rig.io import load_character
+    from conrdata.synth.convert import convert_folder, list_characters
 
     meshes = assets_or_skip("meshes")
     motions_dir = assets_or_skip("motions")

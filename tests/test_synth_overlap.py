@@ -10,13 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conrdata.convert import convert_folder, list_characters
 from conrdata.dataset import Clip, ClipImage
 from conrdata.dataset.writer import encode_clip
-from conrdata.engines import InlineEngine, LocalEngine
-from conrdata.procedural import write_character_glb
-from conrdata.synth import SynthConfig, run_synth
-from conrdata.synth_pipeline import ImageStage, encode_clip_from_parts
+from conrdata.rig.procedural import write_character_glb
+from conrdata.synth.convert import convert_folder, list_characters
+from conrdata.synth.engines import InlineEngine, LocalEngine
+from conrdata.synth.job import SynthConfig, run_synth
+from conrdata.synth.pipeline import ImageStage, encode_clip_from_parts
 from tests.conftest import assets_or_skip
 
 SMALL = dict(poses_per_character=3, views=2, resolution=64, images_per_clip=2, seed=11)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conrdata.apose import align_to_apose
 from conrdata.errors import RigError
 from conrdata.formats import load_model
 from conrdata.formats.gltf_writer import rig_to_gltf, write_glb
-from conrdata.procedural import build_character, tpose
+from conrdata.rig.apose import align_to_apose
+from conrdata.rig.procedural import build_character, tpose
 from tests.apose_criteria import assert_apose
 from tests.conftest import mesh_files_or_skip
 

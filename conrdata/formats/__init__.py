@@ -1,9 +1,9 @@
 """Mesh formats behind one loader: ``load_model(path) -> Rig``.
 
-Readers turn bytes into a :class:`~conrdata.rig.Rig` whose bones are
-normalised (see :mod:`conrdata.rig`) in the project's world frame (+Y up,
+Readers turn bytes into a :class:`~conrdata.rig.model.Rig` whose bones are
+normalised (see :mod:`conrdata.rig.model`) in the project's world frame (+Y up,
 facing +Z, metres), but NOT yet aligned to the canonical A-pose: that is
-:func:`conrdata.apose.align_to_apose`'s job.
+:func:`conrdata.rig.apose.align_to_apose`'s job.
 
 Supported: ``.glb`` / ``.gltf`` (plain glTF 2.0 with skins), ``.vrm`` (VRM 0.x
 and 1.0), ``.pmx`` (PMX 2.0/2.1), ``.pmd``.

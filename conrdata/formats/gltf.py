@@ -7,7 +7,7 @@ accessors). Every malformation becomes a :class:`~conrdata.errors.FormatError`
 naming the file; sizes are checked before anything is allocated.
 
 :func:`read_gltf` (in :mod:`conrdata.formats.gltf_rig`) builds a
-:class:`~conrdata.rig.Rig` from a document; VRM extensions are handled there too.
+:class:`~conrdata.rig.model.Rig` from a document; VRM extensions are handled there too.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import numpy as np
 
 from conrdata.errors import FormatError
 from conrdata.formats.textures import find_case_insensitive
-from conrdata.rotations import quat_to_matrix
+from conrdata.rig.rotations import quat_to_matrix
 
 GLB_MAGIC = b"glTF"
 CHUNK_JSON = 0x4E4F534A

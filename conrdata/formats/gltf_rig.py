@@ -1,4 +1,4 @@
-"""glTF 2.0 / VRM 0.x / VRM 1.0 skinned models -> :class:`~conrdata.rig.Rig`.
+"""glTF 2.0 / VRM 0.x / VRM 1.0 skinned models -> :class:`~conrdata.rig.model.Rig`.
 
 What is read
 ------------
@@ -9,7 +9,7 @@ What is read
   that rest pose in world space (``sum_j w_j * G_j * IBM_j * v``), bone heads
   are the joints' world positions. Rest rotations are thereby folded away: the
   Rig's bones are normalised (identity world rotation at bind), as
-  :mod:`conrdata.rig` requires.
+  :mod:`conrdata.rig.model` requires.
 - Every mesh primitive (triangles, strips, fans), merged into one vertex array
   with ``face_material``; primitives sharing attribute accessors share vertices.
   POSITION, NORMAL (computed if absent), TEXCOORD_0, JOINTS_n/WEIGHTS_n (the
@@ -21,9 +21,9 @@ What is read
   ``_Cutoff``/``_CullMode`` from ``materialProperties`` take precedence.
 - Humanoid map: VRM 0.x ``VRM.humanoid.humanBones`` (list) or VRM 1.0
   ``VRMC_vrm.humanoid.humanBones`` (dict); otherwise bone names that are VRM
-  humanoid names, then :func:`conrdata.bonemaps.map_bone_names` (Mixamo, MMD, ...).
+  humanoid names, then :func:`conrdata.rig.bonemaps.map_bone_names` (Mixamo, MMD, ...).
   What names leave open (topology, stand-ins, one-bone limbs, re-attached bones, a
-  user's bone map) is :func:`conrdata.humanoid_infer.resolve_humanoid`'s job, which
+  user's bone map) is :func:`conrdata.rig.humanoid_infer.resolve_humanoid`'s job, which
   ``convert`` runs after reading.
 - VRM 0.x faces -Z: the model is turned 180 degrees about +Y to face +Z.
 - Licence fields of VRM meta (or glTF ``asset.copyright``) go to ``meta["licence"]``.
@@ -44,14 +44,14 @@ from pathlib import Path
 
 import numpy as np
 
-from conrdata.bonemaps import map_bone_names
 from conrdata.errors import FormatError, RigError
 from conrdata.formats.gltf import GltfDocument, _floats
 from conrdata.formats.textures import decode_texture, grey_texture
-from conrdata.humanoid import HUMANOID_BONES, VRM0_RENAMES
-from conrdata.mesh import normalize_skin_weights, vertex_normals
-from conrdata.rig import Material, Rig
-from conrdata.rotations import quat_from_matrix, rotation_part
+from conrdata.rig.bonemaps import map_bone_names
+from conrdata.rig.humanoid import HUMANOID_BONES, VRM0_RENAMES
+from conrdata.rig.mesh import normalize_skin_weights, vertex_normals
+from conrdata.rig.model import Material, Rig
+from conrdata.rig.rotations import quat_from_matrix, rotation_part
 
 #: Refuse models larger than this many vertices (a guard, far above any real character).
 MAX_VERTICES = 20_000_000

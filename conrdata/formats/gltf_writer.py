@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from conrdata.rig import Rig
-from conrdata.rotations import quat_from_matrix, shortest_arc
+from conrdata.rig.model import Rig
+from conrdata.rig.rotations import quat_from_matrix, shortest_arc
 
 FLOAT, UBYTE, USHORT, UINT = 5126, 5121, 5123, 5125
 

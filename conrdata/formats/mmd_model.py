@@ -1,4 +1,4 @@
-"""The parsed MMD model that PMX and PMD share, and its conversion to a :class:`~conrdata.rig.Rig`.
+"""The parsed MMD model that PMX and PMD share, and its conversion to a :class:`~conrdata.rig.model.Rig`.
 
 :func:`conrdata.formats.pmx.parse_pmx` and :func:`conrdata.formats.pmd.parse_pmd` turn bytes into an
 :class:`MMDModel` (MMD's frame and units, bones in file order); :func:`build_rig` makes the rig.
@@ -40,11 +40,11 @@ from pathlib import Path
 
 import numpy as np
 
-from conrdata.bonemaps import map_bone_names
 from conrdata.errors import FormatError
 from conrdata.formats.textures import load_texture
-from conrdata.mesh import normalize_skin_weights, vertex_normals
-from conrdata.rig import IKChain, Material, Rig
+from conrdata.rig.bonemaps import map_bone_names
+from conrdata.rig.mesh import normalize_skin_weights, vertex_normals
+from conrdata.rig.model import IKChain, Material, Rig
 
 #: Metres per MMD unit.
 MMD_UNIT_METRES = 0.08

@@ -1,4 +1,4 @@
-"""PMD (MikuMikuDance model, version 1.0) reader: bytes -> :class:`~conrdata.rig.Rig`.
+"""PMD (MikuMikuDance model, version 1.0) reader: bytes -> :class:`~conrdata.rig.model.Rig`.
 
 Names and comments are Shift-JIS (read as cp932) in fixed NUL-terminated fields.
 Vertices carry two bones and the first bone's weight as 0..100; materials carry
@@ -42,7 +42,7 @@ from conrdata.formats.mmd_model import (
     build_rig,
     read_file_bytes,
 )
-from conrdata.rig import Rig
+from conrdata.rig.model import Rig
 
 _ENC = "cp932"
 #: MMD's built-in knee limit (MMD frame, radians): bend about -X only.

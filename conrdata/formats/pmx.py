@@ -1,4 +1,4 @@
-"""PMX 2.0 / 2.1 (MikuMikuDance extended model) reader: bytes -> :class:`~conrdata.rig.Rig`.
+"""PMX 2.0 / 2.1 (MikuMikuDance extended model) reader: bytes -> :class:`~conrdata.rig.model.Rig`.
 
 What is read: header globals (text encoding, additional UVs, index sizes; 1- and
 2-byte vertex indices are unsigned, all other indices signed with -1 = none),
@@ -6,7 +6,7 @@ vertices (BDEF1/2/4; SDEF read as BDEF2 and QDEF as BDEF4; weights renormalised)
 faces, textures, materials (diffuse RGBA, texture, double-sided flag 0x01; alpha
 < 1 or a texture with transparent texels -> BLEND; sphere and toon maps ignored),
 bones (parents reordered parent-first, tails, inherit, fixed/local axes, deform
-layer and after-physics flag, IK with angle limits -> :class:`~conrdata.rig.IKChain`),
+layer and after-physics flag, IK with angle limits -> :class:`~conrdata.rig.model.IKChain`),
 rigid bodies and joints (which bone each body moves, its mode, which bodies each
 joint links; shapes and spring parameters are not kept). Morphs and display frames
 are parsed only to validate and count them; PMX 2.1 soft bodies are ignored.
@@ -41,7 +41,7 @@ from conrdata.formats.mmd_model import (
     build_rig,
     read_file_bytes,
 )
-from conrdata.rig import Rig
+from conrdata.rig.model import Rig
 
 # --------------------------------------------------------------------------- PMX parsing
 
@@ -303,7 +303,7 @@ def _read_joints(r: BinReader, rsize, text) -> list[MMDJoint]:
 def read_pmx(path: str | os.PathLike) -> Rig:
     """Read a PMX 2.0/2.1 file into a :class:`Rig` in the project frame (metres, +Z facing).
 
-    The rig is NOT yet aligned to the canonical A-pose (see :mod:`conrdata.apose`).
+    The rig is NOT yet aligned to the canonical A-pose (see :mod:`conrdata.rig.apose`).
     Raises :class:`~conrdata.errors.FormatError` naming the file on any malformed input.
     """
     data = read_file_bytes(path)

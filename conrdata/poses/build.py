@@ -17,7 +17,7 @@ from conrdata.poses.mmd import vmd_to_library
 from conrdata.poses.retarget import bvh_to_library
 from conrdata.poses.sampler import sample_poses
 from conrdata.poses.vmd import read_vmd
-from conrdata.rig import Rig
+from conrdata.rig.model import Rig
 
 MOTION_EXTENSIONS = (".vmd", ".bvh", ".glb", ".gltf", ".vrm", ".vrma")
 

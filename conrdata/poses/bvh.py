@@ -4,7 +4,7 @@ A BVH joint has an OFFSET from its parent (the rest pose: all channels zero,
 often a T-pose) and CHANNELS: positions (``Xposition``...) and rotations in
 degrees (``Zrotation Xrotation Yrotation``...). Rotations compose in the order
 listed, R = R_first @ R_second @ R_third, and are local rotations in axes
-parallel to the file's world axes at rest: the convention of :mod:`conrdata.rig`.
+parallel to the file's world axes at rest: the convention of :mod:`conrdata.rig.model`.
 A joint with position channels takes them as its offset (the root, usually).
 ``End Site`` blocks give the far end of leaf joints.
 
@@ -23,7 +23,7 @@ import numpy as np
 
 from conrdata.errors import FormatError
 from conrdata.poses.kinematics import fk_batch
-from conrdata.rotations import euler_to_quat, quat_identity
+from conrdata.rig.rotations import euler_to_quat, quat_identity
 
 CHANNEL_NAMES = ("Xposition", "Yposition", "Zposition", "Xrotation", "Yrotation", "Zrotation")
 MAX_JOINTS = 10_000

@@ -2,12 +2,12 @@
 
 Every pose source (sampler, BVH, glTF/VRMA animation, VMD libraries) and the
 A-pose alignment go through :func:`evaluate_pose` / :func:`evaluate_poses`;
-:func:`conrdata.rig.forward_kinematics` is the low-level FK primitive it uses.
+:func:`conrdata.rig.model.forward_kinematics` is the low-level FK primitive it uses.
 
 Input and output (the contract other modules read)
 ---------------------------------------------------
 In: ``local_rotations`` (B, 4) xyzw or (B, 3, 3) in the convention of
-:mod:`conrdata.rig` (world-aligned bind axes, identity = the bind pose, which
+:mod:`conrdata.rig.model` (world-aligned bind axes, identity = the bind pose, which
 after ``convert`` is the canonical A-pose), ``root_translation`` (3,) metres
 added to the roots, optionally ``local_translation`` (B, 3) metres (bones
 that move: MMD centre and IK bones), in the parent's posed axes.
@@ -76,8 +76,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from conrdata.poses.ik import PoseState, solve_ccd
-from conrdata.rig import IKChain, Rig, forward_kinematics, skin, skinning_matrices
-from conrdata.rotations import quat_normalize, quat_to_matrix, scale_rotation, shortest_arc, twist_part
+from conrdata.rig.model import IKChain, Rig, forward_kinematics, skin, skinning_matrices
+from conrdata.rig.rotations import quat_normalize, quat_to_matrix, scale_rotation, shortest_arc, twist_part
 
 #: Rigid body modes (PMX/PMD): follows its bone, simulated, simulated with the bone's position kept.
 RIGID_KINEMATIC, RIGID_DYNAMIC, RIGID_DYNAMIC_BONE = 0, 1, 2
@@ -110,7 +110,7 @@ class DeformRules:
     """What :func:`evaluate_pose` plays for one rig (built once per rig by :func:`deform_rules`).
 
     - ``steps``: (phase, kind, payload) in deform order; phase 0 before physics, 1 after;
-      kind ``"inherit"`` (:class:`_Inherit`), ``"ik"`` ((:class:`~conrdata.rig.IKChain`, control flag))
+      kind ``"inherit"`` (:class:`_Inherit`), ``"ik"`` ((:class:`~conrdata.rig.model.IKChain`, control flag))
       or ``"constraint"`` (:class:`_Constraint`, a VRM node constraint).
     - ``physics``: (dynamic bone, kinematic bone) pairs, parent-first; tops of dynamic chains only.
     - ``control``: control IK chains (see the module docstring), parent-first.

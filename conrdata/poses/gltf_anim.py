@@ -12,7 +12,7 @@ normalised-bone rotations the retargeting step takes
 (:func:`conrdata.poses.retarget.retarget_world`). Humanoid bones come from the
 VRM humanoid (``VRMC_vrm`` 1.0, ``VRMC_vrm_animation`` of .vrma files, or
 ``VRM`` 0.x) when present, else from node names through
-:func:`conrdata.bonemaps.map_bone_names`.
+:func:`conrdata.rig.bonemaps.map_bone_names`.
 """
 
 from __future__ import annotations
@@ -24,11 +24,11 @@ import numpy as np
 
 from conrdata.errors import FormatError, RigError
 from conrdata.formats.gltf import GltfDocument
-from conrdata.humanoid import HUMANOID_BONES, VRM0_RENAMES
 from conrdata.poses.library import PoseLibrary
 from conrdata.poses.retarget import map_source_names, retarget_world
-from conrdata.rig import Rig
-from conrdata.rotations import (
+from conrdata.rig.humanoid import HUMANOID_BONES, VRM0_RENAMES
+from conrdata.rig.model import Rig
+from conrdata.rig.rotations import (
     quat_conj,
     quat_from_matrix,
     quat_mul,

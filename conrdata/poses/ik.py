@@ -2,13 +2,13 @@
 
 State: a :class:`PoseState` holds one skeleton's local rotations (B, 3, 3),
 local translations (B, 3) and world rotations / head positions, in the
-normalised-bone convention of :mod:`conrdata.rig` (metres, project frame).
+normalised-bone convention of :mod:`conrdata.rig.model` (metres, project frame).
 Solvers change local rotations of the chain's links and refresh the world
 transforms along the chain; call :meth:`PoseState.refresh` to propagate to
 every other bone afterwards.
 
 Limits are (L, 2, 3) min/max Euler angles (radians; R = Rx @ Ry @ Rz) in the
-link's world-aligned bind axes, NaN where unlimited (:class:`conrdata.rig.IKChain`).
+link's world-aligned bind axes, NaN where unlimited (:class:`conrdata.rig.model.IKChain`).
 A link whose Y and Z ranges are both zero and whose X range is not is a
 *hinge* (MMD's knees): it only turns about its X axis, within its X range.
 
@@ -25,8 +25,8 @@ import math
 
 import numpy as np
 
-from conrdata.rig import IKChain
-from conrdata.rotations import axis_matrix, euler_to_matrix, matrix_from_axis_angle, matrix_to_euler
+from conrdata.rig.model import IKChain
+from conrdata.rig.rotations import axis_matrix, euler_to_matrix, matrix_from_axis_angle, matrix_to_euler
 
 
 def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -1,6 +1,6 @@
 """Batched forward kinematics in quaternions (many poses of one skeleton at once).
 
-Same convention as :func:`conrdata.rig.forward_kinematics` (normalised bones,
+Same convention as :func:`conrdata.rig.model.forward_kinematics` (normalised bones,
 local rotations in world-aligned bind axes), plus an optional per-bone local
 translation (MMD/VMD bones may move: centre, IK targets).
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from conrdata.rotations import quat_identity, quat_mul, quat_normalize, quat_rotate
+from conrdata.rig.rotations import quat_identity, quat_mul, quat_normalize, quat_rotate
 
 
 def fk_batch(

@@ -3,7 +3,7 @@
 Pose model
 ----------
 A pose is a local rotation per bone plus a root translation. Rotations are
-unit quaternions (x, y, z, w) in the convention of :mod:`conrdata.rig`: local,
+unit quaternions (x, y, z, w) in the convention of :mod:`conrdata.rig.model`: local,
 in world-aligned bone axes, *relative to the canonical A-pose bind* (identity
 everywhere = the A-pose). Bones are named by humanoid name (VRM vocabulary)
 or, for secondary chains such as ``hair_0_1`` / ``skirt_3_0``, by the rig's own
@@ -45,10 +45,10 @@ from pathlib import Path
 import numpy as np
 
 from conrdata.errors import FormatError
-from conrdata.humanoid import HUMANOID_BONES
 from conrdata.poses.skeleton import HUMANOID_PARENT, hips_height, humanoid_parent_in
-from conrdata.rig import Rig
-from conrdata.rotations import quat_conj, quat_identity, quat_mul, quat_normalize, quat_slerp
+from conrdata.rig.humanoid import HUMANOID_BONES
+from conrdata.rig.model import Rig
+from conrdata.rig.rotations import quat_conj, quat_identity, quat_mul, quat_normalize, quat_slerp
 
 FORMAT_VERSION = 1
 KIND = "conr-pose-library"
@@ -301,7 +301,7 @@ def poses_for_rig(rig: Rig, lib: PoseLibrary, indices=None) -> tuple[np.ndarray,
     N, B = len(sel), rig.num_bones
     world_h = humanoid_world_rotations(lib.bone_names, rots)
     lib_index = {n: j for j, n in enumerate(lib.bone_names)}
-    # Virtual parts of a one-bone limb (conrdata.humanoid_infer) follow the bone that carries the mesh.
+    # Virtual parts of a one-bone limb (conrdata.rig.humanoid_infer) follow the bone that carries the mesh.
     fixed = set(rig.meta.get("humanoid_fixed") or ())
     bone_to_h = {b: h for h, b in rig.humanoid.items() if h not in fixed}
     local = np.empty((N, B, 4))

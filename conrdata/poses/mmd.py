@@ -12,7 +12,7 @@ The skeleton a VMD drives (:class:`MmdSkeleton`):
   and its inherit links (D bones, cancel bones). VMD rotations are relative to
   the model's *source* rest pose, but a converted rig is bound in the A-pose;
   ``rig.meta["apose_correction"]`` (local rotation per bone from source rest
-  to A-pose, written by :func:`conrdata.apose.align_to_apose`) gives back the
+  to A-pose, written by :func:`conrdata.rig.apose.align_to_apose`) gives back the
   rest: the motion is evaluated on the reconstructed rest skeleton and each
   bone's world rotation W is re-expressed against the A-pose as W @ A^-1,
   where A is the bone's world correction. s = 1.
@@ -44,14 +44,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from conrdata.humanoid import HUMANOID_BONES
 from conrdata.poses.ik import PoseState, solve_ccd, solve_two_bone
 from conrdata.poses.kinematics import fk_batch
 from conrdata.poses.library import PoseLibrary, inherit_rotations, library_from_world
 from conrdata.poses.skeleton import hips_height, standard_skeleton
 from conrdata.poses.vmd import MMD_FPS, VmdMotion, field_text, sample_track
-from conrdata.rig import IKChain, Rig
-from conrdata.rotations import (
+from conrdata.rig.humanoid import HUMANOID_BONES
+from conrdata.rig.model import IKChain, Rig
+from conrdata.rig.rotations import (
     axis_rotation,
     quat_conj,
     quat_from_matrix,

@@ -20,7 +20,7 @@ from PIL import Image, ImageDraw
 from conrdata.poses.evaluate import evaluate_poses
 from conrdata.poses.library import PoseLibrary, poses_for_rig
 from conrdata.poses.skeleton import is_ik_bone_name, standard_skeleton
-from conrdata.rig import Rig, skin, skinning_matrices
+from conrdata.rig.model import Rig, skin, skinning_matrices
 
 VIEWS: dict[str, tuple[np.ndarray, np.ndarray]] = {
     # (image-right axis, image-up axis) in world coordinates

@@ -1,7 +1,7 @@
 """Retarget motion of any source skeleton (BVH, glTF) onto the canonical humanoid via world bone directions.
 
 Input: a source skeleton's rest joint positions and, per frame, each joint's
-*world* rotation relative to its rest (normalised, as in :mod:`conrdata.rig`),
+*world* rotation relative to its rest (normalised, as in :mod:`conrdata.rig.model`),
 plus which source joint is which humanoid bone.
 
 1. Axes. The source's up is hips -> head (or neck/spine top) at rest and its
@@ -28,13 +28,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from conrdata.bonemaps import CMU_BVH_TO_HUMANOID, map_bone_names
 from conrdata.errors import RigError
-from conrdata.humanoid import HUMANOID_BONES
 from conrdata.poses.library import PoseLibrary, library_from_world
 from conrdata.poses.skeleton import DIRECTION_CHILD, HUMANOID_PARENT, hips_height, standard_skeleton
-from conrdata.rig import Rig
-from conrdata.rotations import quat_conj, quat_from_matrix, quat_identity, quat_mul, rotation_between
+from conrdata.rig.bonemaps import CMU_BVH_TO_HUMANOID, map_bone_names
+from conrdata.rig.humanoid import HUMANOID_BONES
+from conrdata.rig.model import Rig
+from conrdata.rig.rotations import quat_conj, quat_from_matrix, quat_identity, quat_mul, rotation_between
 
 
 def source_basis(rest: np.ndarray, humanoid: dict[str, int]) -> np.ndarray:
@@ -153,8 +153,8 @@ def map_source_names(names: list[str], explicit: dict[str, str] | None = None) -
     """Humanoid name -> joint index for source joint names (explicit {joint name: humanoid} wins).
 
     CMU motion-capture skeletons (recognised by LowerBack / LHipJoint / Neck1...) use
-    :data:`conrdata.bonemaps.CMU_BVH_TO_HUMANOID`, whose Spine is the chest; others
-    go through :func:`conrdata.bonemaps.map_bone_names` (Mixamo, MMD, Blender...).
+    :data:`conrdata.rig.bonemaps.CMU_BVH_TO_HUMANOID`, whose Spine is the chest; others
+    go through :func:`conrdata.rig.bonemaps.map_bone_names` (Mixamo, MMD, Blender...).
     """
     lower = [n.lower() for n in names]
     if _CMU_MARKERS & set(lower):
@@ -181,7 +181,7 @@ def bvh_to_library(motion, target: Rig | None = None, fps: float | None = None, 
     """Retarget a :class:`~conrdata.poses.bvh.BvhMotion` onto ``target`` (default: the standard skeleton).
 
     ``fps`` resamples by nearest frame (default: every frame); ``max_poses`` keeps
-    that many evenly spaced frames. Joint names map through :mod:`conrdata.bonemaps`
+    that many evenly spaced frames. Joint names map through :mod:`conrdata.rig.bonemaps`
     (CMU, Mixamo...); joints it cannot map are listed in ``meta["unmapped_joints"]``.
     """
     humanoid = map_source_names(motion.names, names_map)

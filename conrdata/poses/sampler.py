@@ -43,12 +43,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from conrdata.humanoid import HUMANOID_BONES
 from conrdata.poses.kinematics import fk_batch
 from conrdata.poses.library import PoseLibrary, poses_for_rig
 from conrdata.poses.skeleton import hips_height, is_ik_bone_name, standard_skeleton
-from conrdata.rig import Rig
-from conrdata.rotations import euler_to_quat, quat_from_axis_angle, quat_mul, quat_normalize
+from conrdata.rig.humanoid import HUMANOID_BONES
+from conrdata.rig.model import Rig
+from conrdata.rig.rotations import euler_to_quat, quat_from_axis_angle, quat_mul, quat_normalize
 
 _C = np.sqrt(0.5)
 

@@ -5,7 +5,7 @@ Pose libraries store local rotations *in the standard humanoid tree* below
 parent, whatever extra bones a particular rig has in between. Converting to a
 rig therefore goes through world rotations (:func:`conrdata.poses.library.pose_for_rig`).
 
-:func:`standard_skeleton` is a joints-only :class:`~conrdata.rig.Rig` (no mesh)
+:func:`standard_skeleton` is a joints-only :class:`~conrdata.rig.model.Rig` (no mesh)
 in the canonical A-pose of docs/design.md, 1.5 m tall, used when no character is
 given: as the body for the sampler's self-penetration test, as the target of
 BVH / glTF retargeting, and as the MMD proxy for VMD evaluation.
@@ -17,8 +17,8 @@ import re
 
 import numpy as np
 
-from conrdata.humanoid import HUMANOID_BONES
-from conrdata.rig import Material, Rig
+from conrdata.rig.humanoid import HUMANOID_BONES
+from conrdata.rig.model import Material, Rig
 
 _FINGERS = ("Index", "Middle", "Ring", "Little")
 
@@ -141,7 +141,7 @@ STANDARD_HEIGHT = 1.5
 def standard_skeleton() -> Rig:
     """A joints-only canonical A-pose humanoid (1.5 m, faces +Z, feet at y = 0, no vertices).
 
-    Every humanoid bone of :data:`conrdata.humanoid.HUMANOID_BONES` is present,
+    Every humanoid bone of :data:`conrdata.rig.humanoid.HUMANOID_BONES` is present,
     named by its humanoid name; ``meta["hips_height"]`` is the hips head height.
     """
     heads = _standard_heads()

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from conrdata.errors import FormatError
-from conrdata.rotations import quat_normalize, quat_slerp
+from conrdata.rig.rotations import quat_normalize, quat_slerp
 
 SIGNATURE_V2 = b"Vocaloid Motion Data 0002"
 SIGNATURE_V1 = b"Vocaloid Motion Data file"

@@ -24,7 +24,7 @@ class SkinData:
     - ``normals`` (V, 3) float32 bind-pose unit normals.
     - ``joints`` (V, 4) int32 bone indices; ``weights`` (V, 4) float32, rows sum to 1.
     - ``matrices`` (B, 3, 4) float32 bind-to-posed affine maps, one per bone
-      (:func:`conrdata.rig.skinning_matrices`).
+      (:func:`conrdata.rig.model.skinning_matrices`).
     """
 
     vertices: np.ndarray

@@ -41,8 +41,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from conrdata.humanoid import HUMANOID_BONES
-from conrdata.rig import Rig
+from conrdata.rig.humanoid import HUMANOID_BONES
+from conrdata.rig.model import Rig
 
 #: COCO-17 body keypoint names in COCO order ("left" is the character's own left, +X in the A-pose).
 COCO17_NAMES: tuple[str, ...] = (

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from conrdata.rig import Material, Rig
+from conrdata.rig.model import Material, Rig
 
 # Unit-cube corners, and the six faces as corner quads counter-clockwise seen from outside.
 _CORNERS = np.array([[x, y, z] for x in (-0.5, 0.5) for y in (-0.5, 0.5) for z in (-0.5, 0.5)], np.float64)

@@ -33,7 +33,7 @@ import numpy as np
 
 from conrdata.poses.evaluate import evaluate_pose
 from conrdata.render.gpu_skin import SkinData, skin_positions
-from conrdata.rig import Material, Rig, identity_rotations, skinning_matrices
+from conrdata.rig.model import Material, Rig, identity_rotations, skinning_matrices
 from conrdata.udp import encode_landmarks
 
 
@@ -113,7 +113,7 @@ def mesh_from_rig(
     gpu_skinning: bool = False,
 ) -> DrawMesh:
     """Pose a rig (:func:`conrdata.poses.evaluate.evaluate_pose`, the one pose evaluator, then the
-    linear-blend skinning of :mod:`conrdata.rig`) into a :class:`DrawMesh`.
+    linear-blend skinning of :mod:`conrdata.rig.model`) into a :class:`DrawMesh`.
 
     ``local_rotations`` (B, 4) xyzw or (B, 3, 3); None is the bind pose.
     ``landmarks`` may pass precomputed :func:`bind_landmarks` to save time per pose.
@@ -149,7 +149,7 @@ def mesh_from_rig(
 def _skin_both(rig: Rig, matrices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Linear-blend skinning of positions and normals with one blend of the bone matrices.
 
-    The formula of :func:`conrdata.rig.skin` / :func:`conrdata.rig.skin_normals`, evaluated in
+    The formula of :func:`conrdata.rig.model.skin` / :func:`conrdata.rig.model.skin_normals`, evaluated in
     float32 (results agree to ~1e-7 m) because it runs once per rendered pose.
     """
     blended = np.einsum("vk,vkij->vij", rig.weights.astype(np.float32),

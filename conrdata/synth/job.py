@@ -14,7 +14,7 @@ Shape of the job (img2dataset style: a reader makes tasks, workers render, one w
 - **Workers** (:func:`render_clip`) keep one :class:`~conrdata.render.gl_rasterizer.GLRasterizer`
   per process and a small cache of loaded characters and their poses. Inside a worker the GL
   thread skins in the vertex shader and draws the next view while a small thread pool labels and
-  encodes the previous ones (:mod:`conrdata.synth_pipeline`); ``overlap=False`` and
+  encodes the previous ones (:mod:`conrdata.synth.pipeline`); ``overlap=False`` and
   ``gpu_skinning=False`` give the sequential, numpy-skinned reference path.
 - **Writer.** Workers also encode their clip (PNG, compressed UDP) for the character's split, so
   the one :class:`conrdata.dataset.DatasetWriter` only appends bytes (``write_encoded``) and
@@ -78,7 +78,7 @@ class SynthConfig:
     # How a worker runs, not what it makes (left out of content()): label and encode each image on a
     # thread pool while the next renders (False: the sequential path, synchronous read-back); skin in
     # the vertex shader (False: the numpy reference); encoder threads per worker (0: the default of
-    # conrdata.synth_pipeline).
+    # conrdata.synth.pipeline).
     overlap: bool = True
     gpu_skinning: bool = True
     encode_threads: int = 0
@@ -268,9 +268,9 @@ def character_poses(rig, character_id: str, config: SynthConfig):
 
 
 def _character(task: ClipTask):
-    from conrdata.character_io import load_character
     from conrdata.render.labels import skeleton_spec
     from conrdata.render.scene import bind_landmarks
+    from conrdata.rig.io import load_character
 
     cache: OrderedDict = _WORKER["characters"]
     key = (task.character_id, task.character_path, _file_stamp(task.character_path),
@@ -317,7 +317,7 @@ def render_clip(task: ClipTask) -> ClipOutcome:
     """Worker entry point: render one clip. Never raises; failures come back as ``error``."""
     from conrdata.dataset import Clip, ClipImage
     from conrdata.render.labels import image_labels
-    from conrdata.synth_pipeline import ImageStage
+    from conrdata.synth.pipeline import ImageStage
 
     start = time.perf_counter()
     cfg = task.config
@@ -410,13 +410,13 @@ def run_synth(
 ) -> SynthReport:
     """Render every clip of ``characters`` ((id, character file) pairs) into ``out_dir``.
 
-    ``engine`` is from :func:`conrdata.engines.make_engine` (default: inline). ``skipped``
+    ``engine`` is from :func:`conrdata.synth.engines.make_engine` (default: inline). ``skipped``
     are earlier skips (e.g. from conversion) to carry into the report.
     """
     from tqdm import tqdm
 
     from conrdata.dataset import DatasetWriter, clip_key
-    from conrdata.engines import InlineEngine
+    from conrdata.synth.engines import InlineEngine
 
     engine = engine or InlineEngine()
     out_dir = Path(out_dir)
@@ -526,8 +526,8 @@ def synth_folder(
     """``conrdata synth`` as a function: convert ``meshes_dir`` (converted characters are reused),
     then :func:`run_synth` every character found in the characters folder. ``skipped``: earlier
     skips (e.g. unreadable motion files) to carry into the report."""
-    from conrdata.convert import convert_folder, list_characters
-    from conrdata.engines import make_engine
+    from conrdata.synth.convert import convert_folder, list_characters
+    from conrdata.synth.engines import make_engine
 
     meshes_dir, out_dir = Path(meshes_dir), Path(out_dir)
     if not meshes_dir.is_dir():

@@ -62,8 +62,8 @@ def command(meshes_dir: Path, characters_dir: Path, workers: int, strict: bool, 
       conrdata convert meshes/ characters/ --workers 2
       conrdata convert meshes/ characters/ --bone-map bones.yaml
     """
-    from conrdata.convert import REPORT, convert_folder, find_models
-    from conrdata.humanoid_infer import read_bone_map
+    from conrdata.rig.humanoid_infer import read_bone_map
+    from conrdata.synth.convert import REPORT, convert_folder, find_models
 
     bone_map = read_bone_map(bone_map_path) if bone_map_path is not None else None
     if not meshes_dir.is_dir():

@@ -1,6 +1,6 @@
 """A procedural, rigged, anime-proportioned humanoid: the project's own embedded default character.
 
-:func:`build_character` returns a :class:`~conrdata.rig.Rig` that is already in the
+:func:`build_character` returns a :class:`~conrdata.rig.model.Rig` that is already in the
 canonical A-pose of docs/design.md (feet on y = 0, hips at x = z = 0, facing +Z, the
 character's left on +X, upper arms 45 degrees below horizontal in the frontal
 plane with forearm and hand continuing the line, legs vertical). It has a body,
@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from conrdata.formats.gltf_writer import rig_to_glb
-from conrdata.mesh import normalize_skin_weights, vertex_normals
-from conrdata.rig import (
+from conrdata.rig.mesh import normalize_skin_weights, vertex_normals
+from conrdata.rig.model import (
     Material,
     Rig,
     forward_kinematics,
@@ -34,7 +34,7 @@ from conrdata.rig import (
     skin_normals,
     skinning_matrices,
 )
-from conrdata.rotations import axis_rotation
+from conrdata.rig.rotations import axis_rotation
 
 #: The humanoid bones the procedural character has (all map to bones of the same name).
 PROCEDURAL_HUMANOID = (

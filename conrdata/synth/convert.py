@@ -2,15 +2,15 @@
 
 Every supported file under ``meshes_dir`` (see :data:`conrdata.formats.SUPPORTED_EXTENSIONS`)
 is read (:func:`conrdata.formats.load_model`), aligned
-(:func:`conrdata.apose.align_to_apose`) and written as
-``characters_dir/<id>.npz`` (:mod:`conrdata.character_io`). The character id
+(:func:`conrdata.rig.apose.align_to_apose`) and written as
+``characters_dir/<id>.npz`` (:mod:`conrdata.rig.io`). The character id
 is a slug of the file stem plus the first 8 hex digits of the file's sha256,
 so it is stable across machines and runs and holds no dots.
 
 ``characters_dir/characters.parquet`` has one row per character (id, source
 path, format, sha256, counts, humanoid bones found and how each was found,
 licence, warnings, ...). Rigs without a humanoid table are mapped by
-:func:`conrdata.humanoid_infer.resolve_humanoid` (name rules, topology, a user
+:func:`conrdata.rig.humanoid_infer.resolve_humanoid` (name rules, topology, a user
 ``--bone-map``); its record is the ``humanoid_sources`` (JSON: humanoid bone ->
 vrm | pmx | pmd | name | topology | user | stand-in | limb) and ``humanoid_notes``
 columns, and ``bone_map`` holds the user entries that applied (a file is converted
@@ -40,11 +40,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from conrdata.apose import align_to_apose
-from conrdata.character_io import save_character
 from conrdata.errors import UserError
 from conrdata.formats import SUPPORTED_EXTENSIONS, format_of, load_model
-from conrdata.humanoid_infer import bone_map_for, resolve_humanoid
+from conrdata.rig.apose import align_to_apose
+from conrdata.rig.humanoid_infer import bone_map_for, resolve_humanoid
+from conrdata.rig.io import save_character
 
 MANIFEST = "characters.parquet"
 REPORT = "convert_report.json"
@@ -142,7 +142,7 @@ def find_models(meshes_dir) -> list[Path]:
 def prepare_model(path, bone_map: dict | None = None):
     """Read a model file and make it a canonical rig: humanoid mapping, then A-pose alignment.
 
-    ``bone_map`` is a :func:`conrdata.humanoid_infer.read_bone_map` result (or None).
+    ``bone_map`` is a :func:`conrdata.rig.humanoid_infer.read_bone_map` result (or None).
     """
     return align_to_apose(resolve_humanoid(load_model(path), bone_map_for(bone_map, path)))
 
@@ -240,7 +240,7 @@ def convert_folder(meshes_dir, characters_dir, workers: int = 1, strict: bool = 
     ``workers`` > 1 converts in a process pool. Bad files are skipped with their
     reason in the report. ``strict`` does not change what is converted; the CLI
     uses it to turn any skip into a failing exit code. ``bone_map`` (from
-    :func:`conrdata.humanoid_infer.read_bone_map`) overrides humanoid bones per model.
+    :func:`conrdata.rig.humanoid_infer.read_bone_map`) overrides humanoid bones per model.
     Raises UserError when ``meshes_dir`` does not exist.
     """
     del strict  # the decision is the caller's; kept for a uniform signature with the CLI

@@ -1,27 +1,27 @@
 """`conrdata`: from rigged characters and drawings to CoNR training shards.
 
-Each sub-command lives in ``conrdata/commands/<name>.py`` as ``command``.
+Each sub-command lives in ``conrdata/cli/commands/<name>.py`` as ``command``.
 """
 
 from __future__ import annotations
 
 import click
 
-from conrdata.cli_support import LazyGroup, run_group
+from conrdata.cli.lazy import LazyGroup, run_group
 
 COMMANDS = {
-    "make-character": "conrdata.commands.make_character:command",
-    "convert": "conrdata.commands.convert:command",
-    "poses": "conrdata.commands.poses:command",
-    "synth": "conrdata.commands.synth:command",
-    "matte": "conrdata.commands.matte:command",
-    "pack-drawn": "conrdata.commands.pack_drawn:command",
-    "pack-udp": "conrdata.commands.pack_udp:command",
-    "export-udp": "conrdata.commands.export_udp:command",
-    "split": "conrdata.commands.split:command",
-    "inspect": "conrdata.commands.inspect:command",
-    "validate": "conrdata.commands.validate:command",
-    "preview": "conrdata.commands.preview:command",
+    "make-character": "conrdata.cli.commands.make_character:command",
+    "convert": "conrdata.cli.commands.convert:command",
+    "poses": "conrdata.cli.commands.poses:command",
+    "synth": "conrdata.cli.commands.synth:command",
+    "matte": "conrdata.cli.commands.matte:command",
+    "pack-drawn": "conrdata.cli.commands.pack_drawn:command",
+    "pack-udp": "conrdata.cli.commands.pack_udp:command",
+    "export-udp": "conrdata.cli.commands.export_udp:command",
+    "split": "conrdata.cli.commands.split:command",
+    "inspect": "conrdata.cli.commands.inspect:command",
+    "validate": "conrdata.cli.commands.validate:command",
+    "preview": "conrdata.cli.commands.preview:command",
 }
 
 

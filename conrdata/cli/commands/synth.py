@@ -82,7 +82,7 @@ def command(meshes_dir, out_dir, characters_dir, motions_dir, poses_path, poses_
       conrdata synth meshes/ out/ -p 16 -v 4 -r 512 --seed 0 --workers 2
       conrdata synth meshes/ out/ --poses poses.npz --engine ray --address auto
     """
-    from conrdata.synth import SynthConfig, synth_folder
+    from conrdata.synth.job import SynthConfig, synth_folder
 
     if motions_dir is not None and poses_path is not None:
         raise UserError("give --motions or --poses, not both")

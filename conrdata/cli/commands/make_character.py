@@ -30,7 +30,7 @@ def command(out_dir: Path, count: int, seed: int, force: bool) -> None:
     """
     from tqdm import tqdm
 
-    from conrdata.procedural import write_character_glb
+    from conrdata.rig.procedural import write_character_glb
 
     out_dir.mkdir(parents=True, exist_ok=True)
     written, kept = 0, 0

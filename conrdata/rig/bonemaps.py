@@ -1,5 +1,5 @@
 """Bone-name maps: MMD (Japanese and English), Mixamo, VRoid, Blender/Unity-style and CMU BVH names
-onto the project's humanoid vocabulary (VRM humanoid names, :mod:`conrdata.humanoid`).
+onto the project's humanoid vocabulary (VRM humanoid names, :mod:`conrdata.rig.humanoid`).
 
 Matching is case- and separator-insensitive and tolerant of width variants
 (Unicode NFKC: full-width digits such as ``左親指０`` equal ``左親指0``, half-width
@@ -57,7 +57,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from conrdata.humanoid import HUMANOID_BONES
+from conrdata.rig.humanoid import HUMANOID_BONES
 
 __all__ = [
     "MMD_TO_HUMANOID",

@@ -48,7 +48,7 @@ from PIL import Image
 
 from conrdata.errors import FormatError
 from conrdata.formats.textures import decode_texture
-from conrdata.rig import IKChain, Material, Rig
+from conrdata.rig.model import IKChain, Material, Rig
 
 FORMAT_VERSION = 1
 ARRAY_FIELDS = ("vertices", "normals", "uvs", "faces", "face_material", "joints", "weights",

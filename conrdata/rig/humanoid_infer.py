@@ -1,7 +1,7 @@
 """Humanoid mapping for rigs without a humanoid table: names, then topology and geometry, then the user.
 
-:func:`resolve_humanoid` turns a freshly read :class:`~conrdata.rig.Rig` into one whose
-``humanoid`` map holds every bone :data:`conrdata.humanoid.REQUIRED_BONES` asks for, and
+:func:`resolve_humanoid` turns a freshly read :class:`~conrdata.rig.model.Rig` into one whose
+``humanoid`` map holds every bone :data:`conrdata.rig.humanoid.REQUIRED_BONES` asks for, and
 records in ``rig.meta`` how each humanoid bone was found and what had to be changed.
 
 Order of the rules (a later rule only fills what an earlier one left open):
@@ -10,7 +10,7 @@ Order of the rules (a later rule only fills what an earlier one left open):
    :func:`read_bone_map`); it overrides everything, and ``null`` unmaps a bone.
 2. ``vrm`` / ``pmx`` / ``pmd``: the file's own humanoid table (VRM ``humanBones``, MMD
    standard bone names). A rig whose table holds every required bone is taken as it is.
-3. ``name``: :func:`conrdata.bonemaps.map_bone_names` (Mixamo, Unity, Unreal, Rigify,
+3. ``name``: :func:`conrdata.rig.bonemaps.map_bone_names` (Mixamo, Unity, Unreal, Rigify,
    Quaternius, Kenney, Khronos samples, Character Creator, Daz, Ready Player Me, MMD English...).
 4. ``topology``: :func:`infer_topology`, on the skeleton in the file's frame (+Y up, as
    glTF and MMD define it): two mirror-image sibling chains that reach the ground and hang
@@ -46,7 +46,7 @@ repaired; the table is the authority):
   parent's rotation), so the A-pose aims the whole limb and no sampled elbow bends a rigid arm.
 - ``re-attached``: a humanoid bone the file places outside its chain (legs or feet under a
   root or IK controller, as Quaternius' rigs export them) is re-parented onto its humanoid
-  parent for posing. Bones are normalised (:mod:`conrdata.rig`), so the bind pose is unchanged.
+  parent for posing. Bones are normalised (:mod:`conrdata.rig.model`), so the bind pose is unchanged.
 
 ``meta["humanoid_sources"]`` maps every humanoid bone to one of :data:`SOURCES`;
 ``meta["humanoid_virtual"]`` names the virtual bones.
@@ -60,11 +60,11 @@ from pathlib import Path
 
 import numpy as np
 
-from conrdata.bonemaps import map_bone_names
 from conrdata.errors import RigError, UserError
-from conrdata.humanoid import HUMANOID_BONES, REQUIRED_BONES
 from conrdata.poses.skeleton import humanoid_parent_in
-from conrdata.rig import Rig
+from conrdata.rig.bonemaps import map_bone_names
+from conrdata.rig.humanoid import HUMANOID_BONES, REQUIRED_BONES
+from conrdata.rig.model import Rig
 
 #: How a humanoid bone was found.
 SOURCES = ("vrm", "pmx", "pmd", "name", "topology", "user", "stand-in", "limb")

@@ -23,7 +23,7 @@ Steps (all in the project frame: +Y up, metres):
 
 ``rig.meta["apose_correction"]`` maps bone name -> the local rotation
 (x, y, z, w) applied to it (world-aligned axes of the *source* rest pose, the
-convention of :mod:`conrdata.rig`), as the evaluator left it; bones not listed
+convention of :mod:`conrdata.rig.model`), as the evaluator left it; bones not listed
 were not rotated. A motion authored against the source rest pose is retargeted
 with it, and the evaluator uses it to play MMD rules in the source rest frame.
 """
@@ -33,10 +33,10 @@ from __future__ import annotations
 import numpy as np
 
 from conrdata.errors import RigError
-from conrdata.humanoid import REQUIRED_BONES
 from conrdata.poses.evaluate import evaluate_pose
-from conrdata.rig import Rig, skin, skinning_matrices
-from conrdata.rotations import quat_from_matrix, shortest_arc
+from conrdata.rig.humanoid import REQUIRED_BONES
+from conrdata.rig.model import Rig, skin, skinning_matrices
+from conrdata.rig.rotations import quat_from_matrix, shortest_arc
 
 ARM_DROP_DEG = 45.0
 MIN_HEIGHT_M = 0.2

@@ -11,11 +11,11 @@ def _load_character(path: Path):
     from conrdata.errors import UserError
 
     if path.suffix.lower() == ".npz":
-        from conrdata.character_io import load_character
+        from conrdata.rig.io import load_character
 
         return load_character(path)
     try:
-        from conrdata.convert import prepare_model
+        from conrdata.synth.convert import prepare_model
     except ImportError as e:  # pragma: no cover - only while the model readers are missing
         raise UserError(f"cannot read model files here ({e})", path) from None
     return prepare_model(path)  # humanoid mapping (name rules, topology) + A-pose, as convert does

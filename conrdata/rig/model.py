@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from conrdata.rotations import quat_to_matrix
+from conrdata.rig.rotations import quat_to_matrix
 
 ALPHA_MODES = ("OPAQUE", "MASK", "BLEND")
 
@@ -82,7 +82,7 @@ class Rig:
     - ``bone_names`` B names; ``bone_parents`` (B,) int32 with -1 for roots; parents
       always come before their children.
     - ``bone_heads`` (B, 3) float32 world positions at bind.
-    - ``humanoid`` maps VRM humanoid names (see :mod:`conrdata.humanoid`) to bone indices.
+    - ``humanoid`` maps VRM humanoid names (see :mod:`conrdata.rig.humanoid`) to bone indices.
     - ``meta``: source path, format, licence fields, anything readers want to carry.
     - ``warnings``: things the reader ignored or repaired, for the report.
     """
