@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from conrdata.dataset import Clip, ClipImage, DatasetWriter, iter_clips  # noqa: E402
 from conrdata.dataset import wds as cw  # noqa: E402
 from conrdata.dataset.codec import encode_rgba, encode_udp  # noqa: E402
-from conrdata.dataset.synthetic import synthetic_image  # noqa: E402
+from conrdata.testing.clips import synthetic_image  # noqa: E402
 
 IMAGES_PER_CLIP = 4
 

@@ -6,7 +6,7 @@ Sources of RGBA figures (both used by default):
   (conrdata.poses.sample_poses), rendered by conrdata.render's GL rasterizer with
   cel shading and outlines at 2x and area-downsampled (anti-aliased alpha);
   skipped, with the reason in the JSON, when rendering is not available;
-- "drawn": anime-like figures drawn with cv2 (conrdata.matte.synthetic: flat
+- "drawn": anime-like figures drawn with cv2 (conrdata.testing.figures: flat
   colours, black line art, a closed arm-body gap, thin strands).
 
 Each figure is composited over flat, gradient, noisy-paper and two-tone
@@ -39,7 +39,7 @@ os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from conrdata.matte import matte_array  # noqa: E402
-from conrdata.matte.synthetic import (  # noqa: E402
+from conrdata.testing.figures import (  # noqa: E402
     BACKGROUND_KINDS,
     boundary_f,
     composite,

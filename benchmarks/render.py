@@ -34,8 +34,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from conrmodel.models import PRESETS, build_detector, build_renderer  # noqa: E402
-from conrmodel.official import PAPER_PARAMS_M  # noqa: E402
+from conrmodel.models.factory import PRESETS, build_detector, build_renderer  # noqa: E402
+from conrmodel.models.official import PAPER_PARAMS_M  # noqa: E402
 
 
 def _m(module: torch.nn.Module) -> float:

@@ -1,6 +1,6 @@
 """Training throughput on this machine: the loader alone, training steps, the loader's share of step time.
 
-Writes toy shards (conrmodel.toydata) to a temp dir, then measures, in the same run:
+Writes toy shards (conrdata.testing.toydata) to a temp dir, then measures, in the same run:
 
 * ``loader_samples_per_s``: TrainStream batches built in-process (workers=0), decoding,
   view choice, crops and k backgrounds included, no model;
@@ -35,10 +35,10 @@ def main() -> None:
     warnings.simplefilter("ignore")
     torch.set_num_threads(args.threads)
 
-    from conrmodel.config import load_config
-    from conrmodel.data import TrainStream, expand_urls, make_loader
-    from conrmodel.toydata import write_toy_dataset
-    from conrmodel.train import train
+    from conrdata.testing.toydata import write_toy_dataset
+    from conrmodel.data.stream import TrainStream, expand_urls, make_loader
+    from conrmodel.train.config import load_config
+    from conrmodel.train.loop import train
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -66,7 +66,7 @@ def main() -> None:
             ]
             warm = load_config(args.preset, None, sets)
             train(warm, shards, run, stop_at=3, progress=False, tensorboard=False)  # warm-up + checkpoint
-            from conrmodel.train import resolve_config
+            from conrmodel.train.loop import resolve_config
 
             cfg2, ckpt = resolve_config(run, args.preset, None, sets, resume=True)
             summary = train(cfg2, shards, run, checkpoint=ckpt, progress=False, tensorboard=False)

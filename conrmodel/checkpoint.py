@@ -9,7 +9,7 @@ every problem with one is a :class:`~conrdata.errors.UserError` (missing) or
 Three kinds of file come in:
 
 * our training checkpoints (``conrmodel train``): a dict with ``format_version``, ``detector`` and
-  ``renderer`` state dicts, their build configs and the run's state (see :mod:`conrmodel.train`);
+  ``renderer`` state dicts, their build configs and the run's state (see :mod:`conrmodel.train.loop`);
   :func:`find_checkpoint` picks one from a run folder, :func:`load_checkpoint` reads and checks it;
 * the official CoNR release: a folder of four plain state dicts (:data:`OFFICIAL_FILES`);
 * foreign state dicts for parts of a network: torchvision backbones (ResNet, VGG) and the LPIPS linear

@@ -16,7 +16,7 @@ The same references and target also give the baselines of :mod:`conrmodel.baseli
 ``nearest`` (the reference whose ground-truth UDP is closest to the target's, as drawn). Each of
 the model and the baselines gets every metric of :mod:`conrmodel.metrics` (``photo`` = L_photo, mean L1
 over premultiplied RGBA; ``fg_l1``; ``chroma_l1``; ``psnr``, ``psnr_fg``; ``ssim``, ``ssim_fg``) and
-``lpips``: LPIPS-VGG (conrmodel.lpips, locally supplied weights) between the image and the ground truth
+``lpips``: LPIPS-VGG (conrmodel.models.lpips, locally supplied weights) between the image and the ground truth
 composited on white, null without weights.
 
 Output JSON: ``{"step", "clips", "skipped_unlabeled", "same_pose_clips", "size", "views": {"n1":
@@ -34,14 +34,14 @@ import numpy as np
 import torch
 
 from conrdata.errors import UserError
-from conrmodel.augment import crop_rgba, crop_udp, random_crop_box
 from conrmodel.baselines import BASELINES, all_baselines
-from conrmodel.data import clip_pose_ids, expand_urls
-from conrmodel.detector import udp_from_prediction
-from conrmodel.inference import load_models as load_weights
+from conrmodel.data.augment import crop_rgba, crop_udp, random_crop_box
+from conrmodel.data.stream import clip_pose_ids, expand_urls
+from conrmodel.inference.preprocess import PREPROCESS_OFFICIAL, PREPROCESS_OURS, official_eval_crop
+from conrmodel.inference.runner import load_models as load_weights
 from conrmodel.metrics import METRIC_NAMES, all_metrics
-from conrmodel.preprocess import PREPROCESS_OFFICIAL, PREPROCESS_OURS, official_eval_crop
-from conrmodel.runlog import make_grid, sample_row, show_rgba
+from conrmodel.models.detector import udp_from_prediction
+from conrmodel.train.runlog import make_grid, sample_row, show_rgba
 
 EVAL_MARGIN = (1.05, 1.35)
 
@@ -102,7 +102,7 @@ def evaluate(
     reference_udp: str = "detector",
 ) -> dict:
     """Metrics over the clips of ``source`` (shard pattern/paths/OUT dir) for each n in ``views``;
-    ``preprocess`` frames the images as :mod:`conrmodel.preprocess` says (``official`` for the
+    ``preprocess`` frames the images as :mod:`conrmodel.inference.preprocess` says (``official`` for the
     official weights). ``reference_udp="truth"`` gives the renderer the references' ground-truth UDP
     instead of the detector's (a diagnostic: the renderer alone, as if the detector were perfect)."""
     if reference_udp not in ("detector", "truth"):
@@ -215,7 +215,7 @@ def run_eval(
     size = int(size or ckpt.get("config", {}).get("data", {}).get("size", 64))
     lp = None
     if lpips_weights is not None:
-        from conrmodel.lpips import LPIPS
+        from conrmodel.models.lpips import LPIPS
 
         lp = LPIPS(*lpips_weights).to(device)
     wpath = Path(weights)

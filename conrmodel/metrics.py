@@ -4,7 +4,7 @@ Inputs are PREMULTIPLIED RGBA [N, 4, H, W] in [0, 1] (the renderer's output conv
 truth premultiplied the same way), so "RGB" below means the character composited on black.
 
 * ``photo``: the paper's L_photo (Eq. 4), mean L1 over all four premultiplied channels
-  (:func:`conrmodel.losses.photo_loss`). Dominated by the background on small characters.
+  (:func:`conrmodel.train.losses.photo_loss`). Dominated by the background on small characters.
 * ``fg_l1``: mean absolute RGB error over the ground-truth foreground (alpha > 0.5) only.
 * ``chroma_l1``: the same over each pixel's colour minus its own grey level (rgb - mean(rgb)): what a grey
   or one-colour figure gets wrong, blind to light and dark.
@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 from torchmetrics.functional.image import structural_similarity_index_measure
 
-from conrmodel.losses import photo_loss
+from conrmodel.train.losses import photo_loss
 
 FG_THRESHOLD = 0.5
 METRIC_NAMES = ("photo", "fg_l1", "chroma_l1", "psnr", "psnr_fg", "ssim", "ssim_fg")

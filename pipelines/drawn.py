@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image
 
 from conrdata.dataset import iter_clips
-from conrdata.matte.synthetic import BACKGROUND_KINDS, composite, make_background
+from conrdata.testing.figures import BACKGROUND_KINDS, composite, make_background
 
 
 def composite_renders(data_dir: str | os.PathLike, out_dir: str | os.PathLike, count: int = 8,

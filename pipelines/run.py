@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 import yaml
 
 from conrdata.synth.convert import list_characters
-from conrmodel.video import write_video
+from conrmodel.inference.video import write_video
 from pipelines.animation import write_animation_inputs
 from pipelines.drawn import composite_renders
 from pipelines.motion import write_demo_vmd

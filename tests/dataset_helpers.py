@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from conrdata.dataset import DatasetWriter
-from conrdata.dataset.synthetic import synthetic_clip
+from conrdata.testing.clips import synthetic_clip
 
 
 def make_clips(n_characters: int = 6, clips_per_character: int = 2, n_images: int = 2, size: int = 32):

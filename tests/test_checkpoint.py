@@ -12,8 +12,8 @@ import torch
 
 from conrdata.errors import FormatError, UserError
 from conrmodel import checkpoint as ck
-from conrmodel.inference import CoNRInference, load_models
-from conrmodel.models import build_detector, build_renderer
+from conrmodel.inference.runner import CoNRInference, load_models
+from conrmodel.models.factory import build_detector, build_renderer
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -105,9 +105,9 @@ def test_a_checkpoint_records_its_preprocessing(tmp_path):
 
 
 def test_train_writes_preprocess_and_resumes_through_checkpoint(tmp_path):
-    from conrmodel.config import load_config
-    from conrmodel.data import DataPosition
-    from conrmodel.train import DistInfo, build_optimizer, build_system, resolve_config, save_checkpoint
+    from conrmodel.data.stream import DataPosition
+    from conrmodel.train.config import load_config
+    from conrmodel.train.loop import DistInfo, build_optimizer, build_system, resolve_config, save_checkpoint
 
     cfg = load_config("tiny", None, ["data.size=64"])
     torch.manual_seed(0)

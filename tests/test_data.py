@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from conrdata.errors import UserError
-from conrmodel.augment import (
+from conrdata.testing.toydata import render_toy, toy_clip, toy_pose, write_toy_dataset
+from conrmodel.data.augment import (
     Backgrounds,
     CropBox,
     character_bbox,
@@ -22,9 +23,15 @@ from conrmodel.augment import (
     crop_udp,
     random_crop_box,
 )
-from conrmodel.config import DataConfig
-from conrmodel.data import TrainStream, choose_views, expand_urls, make_example, make_loader, worker_stream
-from conrmodel.toydata import render_toy, toy_clip, toy_pose, write_toy_dataset
+from conrmodel.data.stream import (
+    TrainStream,
+    choose_views,
+    expand_urls,
+    make_example,
+    make_loader,
+    worker_stream,
+)
+from conrmodel.train.config import DataConfig
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -20,8 +20,8 @@ from conrdata.dataset import (
     shard_paths,
 )
 from conrdata.dataset import wds as cw
-from conrdata.dataset.synthetic import synthetic_clip, synthetic_image
 from conrdata.errors import FormatError
+from conrdata.testing.clips import synthetic_clip, synthetic_image
 from tests.dataset_helpers import make_clips, write_dataset
 
 

@@ -12,10 +12,10 @@ import pytest
 from conrdata.dataset import BadSampleWarning, ReadStats, iter_clips
 from conrdata.dataset.codec import encode_rgba, encode_udp
 from conrdata.dataset.manifests import read_manifest, write_manifests
-from conrdata.dataset.synthetic import synthetic_clip
 from conrdata.dataset.tario import write_tar
 from conrdata.dataset.validate import KINDS, check_udp_values, validate
 from conrdata.dataset.writer import encode_clip
+from conrdata.testing.clips import synthetic_clip
 from tests.dataset_helpers import make_clips, write_dataset
 
 

@@ -10,15 +10,15 @@ import torch
 from PIL import Image
 
 from conrdata.errors import UserError
+from conrdata.testing.toydata import write_toy_dataset
 from conrmodel.baselines import BASELINES, empty, mean_colour_silhouette, nearest_reference, sheet_mean_colour
-from conrmodel.config import load_config
-from conrmodel.data import DataPosition
+from conrmodel.data.stream import DataPosition
 from conrmodel.evaluate import eval_views, evaluate, load_models, run_eval
-from conrmodel.losses import photo_loss
 from conrmodel.metrics import METRIC_NAMES, all_metrics, chroma_l1, fg_l1
-from conrmodel.toydata import write_toy_dataset
-from conrmodel.train import DistInfo, build_optimizer, build_system, save_checkpoint
-from conrmodel.vgg import VGGFeatures
+from conrmodel.models.vgg import VGGFeatures
+from conrmodel.train.config import load_config
+from conrmodel.train.loop import DistInfo, build_optimizer, build_system, save_checkpoint
+from conrmodel.train.losses import photo_loss
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

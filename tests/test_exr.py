@@ -9,7 +9,7 @@ import pytest
 from conrdata.dataset import write_official_udp
 from conrdata.errors import FormatError
 from conrdata.udp import AXIS_ORDERS, read_official_udp, read_udp_file, to_official
-from conrmodel.udp_io import iter_pose_frames
+from conrmodel.inference.udp_io import iter_pose_frames
 
 
 def _udp(h: int = 24, w: int = 20, seed: int = 0) -> np.ndarray:

@@ -14,7 +14,6 @@ from conrdata.formats import load_model
 from conrdata.formats.gltf_writer import glb_bytes, rig_to_gltf
 from conrdata.poses.library import poses_for_rig
 from conrdata.poses.sampler import sample_poses
-from conrdata.render.primitives import box_arrays
 from conrdata.rig.apose import align_to_apose
 from conrdata.rig.bonemaps import map_bone_names
 from conrdata.rig.humanoid import REQUIRED_BONES
@@ -23,6 +22,7 @@ from conrdata.rig.model import Material, Rig, forward_kinematics
 from conrdata.rig.procedural import build_character, tpose
 from conrdata.rig.rotations import quat_to_matrix
 from conrdata.synth.convert import MANIFEST, convert_folder
+from conrdata.testing.boxes import box_arrays
 from tests.apose_criteria import assert_apose
 from tests.conftest import assets_or_skip
 

@@ -10,9 +10,12 @@ import torch
 import torch.nn.functional as F
 
 from conrdata.errors import FormatError, UserError
-from conrmodel.config import Config, config_from_dict, load_config
-from conrmodel.detector import udp_from_prediction
-from conrmodel.losses import (
+from conrmodel.models.detector import udp_from_prediction
+from conrmodel.models.lpips import LPIPS
+from conrmodel.models.vgg import VGGFeatures, VGGLoss, load_vgg
+from conrmodel.train.config import Config, config_from_dict, load_config
+from conrmodel.train.loop import LRLambda, make_vgg_loss
+from conrmodel.train.losses import (
     consistency_loss,
     mask_loss,
     photo_loss,
@@ -20,9 +23,6 @@ from conrmodel.losses import (
     udp_loss,
     weighted_mean,
 )
-from conrmodel.lpips import LPIPS
-from conrmodel.train import LRLambda, make_vgg_loss
-from conrmodel.vgg import VGGFeatures, VGGLoss, load_vgg
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -140,7 +140,7 @@ def test_vgg_loss(tmp_path):
 
 def test_vgg_off_warns_once(tmp_path):
     cfg = Config()
-    import conrmodel.train as tr
+    import conrmodel.train.loop as tr
 
     tr._VGG_WARNED = False
     with pytest.warns(UserWarning, match="L_vgg is off"):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from conrdata.matte import MatteOptions, fit_background, matte_array, parse_color
-from conrdata.matte.synthetic import (
+from conrdata.testing.figures import (
     BACKGROUND_KINDS,
     boundary_f,
     composite,

@@ -12,7 +12,7 @@ from conrdata.cli import main
 from conrdata.errors import FormatError
 from conrdata.matte.batch import REPORT_NAME, run_matte
 from conrdata.matte.io import read_hint, read_image
-from conrdata.matte.synthetic import composite, draw_figure, make_background
+from conrdata.testing.figures import composite, draw_figure, make_background
 
 
 def _write(path, rgb):

@@ -1,12 +1,12 @@
-"""The detector and renderer contracts (conrmodel.models), on the tiny preset unless stated."""
+"""The detector and renderer contracts (conrmodel.models.factory), on the tiny preset unless stated."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from conrmodel.models import build_detector, build_renderer, renderer_config
-from conrmodel.renderer import premultiply, unpremultiply
+from conrmodel.models.factory import build_detector, build_renderer, renderer_config
+from conrmodel.models.renderer import premultiply, unpremultiply
 
 
 def _inputs(b: int, n: int, h: int = 64, w: int = 64, seed: int = 0):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from conrmodel.models import build_renderer
-from conrmodel.renderer import backward_warp, grouped_warp, rescale_flow
+from conrmodel.models.factory import build_renderer
+from conrmodel.models.renderer import backward_warp, grouped_warp, rescale_flow
 
 
 def test_backward_warp_moves_by_whole_pixels():

@@ -17,11 +17,8 @@ import torch
 from PIL import Image
 
 from conrdata.errors import FormatError, UserError
-from conrmodel.backbones import ResNetEncoder, load_torchvision_resnet
 from conrmodel.checkpoint import OFFICIAL_FILES, load_strict, read_state_dict
-from conrmodel.models import build_detector, build_renderer
-from conrmodel.official import PAPER_PARAMS_M, load_official, save_official
-from conrmodel.preprocess import (
+from conrmodel.inference.preprocess import (
     official_output,
     official_sheet_crop,
     official_target_crop,
@@ -29,6 +26,9 @@ from conrmodel.preprocess import (
     square_box,
     straight_from_premultiplied,
 )
+from conrmodel.models.backbones import ResNetEncoder, load_torchvision_resnet
+from conrmodel.models.factory import build_detector, build_renderer
+from conrmodel.models.official import PAPER_PARAMS_M, load_official, save_official
 
 LAYOUT = json.loads((Path(__file__).parent / "data" / "official_conr_state_dicts.json").read_text())
 
@@ -289,7 +289,7 @@ def _run_cli(main, args: list[str]) -> None:
 @pytest.mark.slow
 def test_render_defaults_on_official_weights_are_the_official_pipeline(official_dir, tmp_path):
     from conrmodel.cli import main
-    from conrmodel.renderer import unpremultiply
+    from conrmodel.models.renderer import unpremultiply
 
     sheet, poses = tmp_path / "sheet", tmp_path / "poses"
     sheet.mkdir()
@@ -341,8 +341,8 @@ def test_straight_and_premultiplied_png_forms():
 
 @pytest.mark.slow
 def test_eval_on_official_weights(official_dir, tmp_path):
+    from conrdata.testing.toydata import write_toy_dataset
     from conrmodel.cli import main
-    from conrmodel.toydata import write_toy_dataset
 
     data = write_toy_dataset(tmp_path / "toy", characters=2, clips=1, images=3, size=48, val_characters=2)
     out = tmp_path / "ev"

@@ -14,7 +14,7 @@ from conrdata.cli import group, main
 from conrdata.dataset import iter_clips, split_of
 from conrdata.errors import UserError
 from conrdata.matte.pack import character_id_for, group_characters, load_rgba, pack_drawn
-from conrdata.matte.synthetic import draw_figure
+from conrdata.testing.figures import draw_figure
 
 
 def _rgba(path, seed, size=48):

@@ -15,7 +15,7 @@ from conrdata.dataset import iter_clips, write_official_udp
 from conrdata.dataset.validate import validate
 from conrdata.udp import to_official
 from conrmodel.cli import main as conrmodel_main
-from conrmodel.models import build_detector, build_renderer
+from conrmodel.models.factory import build_detector, build_renderer
 
 
 def _figure(h: int, w: int, shift: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

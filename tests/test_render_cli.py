@@ -13,9 +13,9 @@ from PIL import Image
 
 from conrdata.errors import FormatError, UserError
 from conrmodel.cli import main
-from conrmodel.inference import Box, CoNRInference, crop_square, load_models, paste_square, square_box
-from conrmodel.models import build_detector, build_renderer
-from conrmodel.udp_io import iter_pose_frames, read_exr_udp, read_npz_udp
+from conrmodel.inference.runner import Box, CoNRInference, crop_square, load_models, paste_square, square_box
+from conrmodel.inference.udp_io import iter_pose_frames, read_exr_udp, read_npz_udp
+from conrmodel.models.factory import build_detector, build_renderer
 
 
 def _ellipse(h, w, cy, cx, ry, rx):
@@ -341,8 +341,8 @@ def test_poses_from_our_shards(tmp_path):
 
 
 def test_video_flattens_premultiplied_frames_like_straight_ones():
-    from conrmodel.preprocess import premultiplied_from_straight
-    from conrmodel.video import flatten
+    from conrmodel.inference.preprocess import premultiplied_from_straight
+    from conrmodel.inference.video import flatten
 
     rgba = np.random.default_rng(0).integers(0, 256, (16, 16, 4), dtype=np.uint8)
     straight = flatten(rgba, (255, 255, 255)).astype(int)

@@ -6,9 +6,9 @@ import pytest
 from conrdata.render.camera import frame_points
 from conrdata.render.context import GLContextError, HeadlessContext
 from conrdata.render.gl_rasterizer import GLRasterizer
-from conrdata.render.primitives import demo_scene_rig
 from conrdata.render.reference import reference_rasterize
 from conrdata.render.scene import Shading, mesh_from_rig
+from conrdata.testing.boxes import demo_scene_rig
 
 
 def test_two_rasterizers_in_one_process_agree_and_close_independently():

@@ -5,10 +5,10 @@ import pytest
 
 from conrdata.render.camera import frame_points
 from conrdata.render.gl_rasterizer import GLRasterizer
-from conrdata.render.primitives import boxes_rig, checker_texture, demo_scene_rig
 from conrdata.render.reference import reference_rasterize
 from conrdata.render.scene import Shading, mesh_from_rig
 from conrdata.rig.model import Material, identity_rotations
+from conrdata.testing.boxes import boxes_rig, checker_texture, demo_scene_rig
 from conrdata.udp import encode_landmarks
 
 SIZE = 128

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 import torch
 
+from conrdata.testing.toydata import render_toy, toy_pose
 from conrmodel.baselines import mean_colour_silhouette
 from conrmodel.metrics import chroma_l1, fg_l1
-from conrmodel.models import build_renderer
-from conrmodel.renderer import premultiply, udp_nearest_colours
-from conrmodel.toydata import render_toy, toy_pose
+from conrmodel.models.factory import build_renderer
+from conrmodel.models.renderer import premultiply, udp_nearest_colours
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -131,8 +131,8 @@ def test_udp_match_renderer_is_order_free_and_optional():
 
 
 def test_teacher_forcing_feeds_the_ground_truth_udp():
-    from conrmodel.config import load_config
-    from conrmodel.train import build_system
+    from conrmodel.train.config import load_config
+    from conrmodel.train.loop import build_system
 
     torch.manual_seed(0)
     system = build_system(load_config("tiny", None, ["model.udp_match=true"])).eval()

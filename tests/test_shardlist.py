@@ -6,8 +6,8 @@ import pytest
 
 from conrdata.dataset import expand_shards, shard_paths
 from conrdata.errors import UserError
-from conrmodel.data import expand_urls
-from conrmodel.toydata import write_toy_dataset
+from conrdata.testing.toydata import write_toy_dataset
+from conrmodel.data.stream import expand_urls
 
 
 def _touch(folder: Path, *names: str) -> list[str]:

@@ -23,12 +23,12 @@ from conrdata.render.labels import (
     skeleton_spec,
     torn_share,
 )
-from conrdata.render.primitives import box_arrays
 from conrdata.render.scene import Shading, mesh_from_rig
 from conrdata.rig.io import save_character
 from conrdata.rig.model import Material, Rig, identity_rotations
 from conrdata.rig.procedural import build_character
 from conrdata.synth.job import SynthConfig, run_synth
+from conrdata.testing.boxes import box_arrays
 
 REPO = Path(__file__).resolve().parents[1]
 SIZE = 96

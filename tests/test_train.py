@@ -9,9 +9,9 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from conrdata.testing.toydata import write_toy_dataset
 from conrmodel.cli import group
-from conrmodel.toydata import write_toy_dataset
-from conrmodel.train import find_checkpoint, load_checkpoint, resolve_config, train
+from conrmodel.train.loop import find_checkpoint, load_checkpoint, resolve_config, train
 from tests.train_helpers import train_cli_args
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -105,7 +105,7 @@ def test_checkpoint_format(tmp_path, shards):
     assert isinstance(ckpt["rng"][0]["torch"], torch.Tensor) and len(ckpt["rng"]) == 1
     assert (run / "config.yaml").is_file()
     assert not (run / "images").exists()  # image_every=3: no sample grid before step 3
-    from conrmodel.models import build_detector, build_renderer
+    from conrmodel.models.factory import build_detector, build_renderer
 
     build_detector(**ckpt["detector_config"]).load_state_dict(ckpt["detector"], strict=True)
     build_renderer(**ckpt["renderer_config"]).load_state_dict(ckpt["renderer"], strict=True)
@@ -211,8 +211,8 @@ def test_trains_on_synthesized_shards(tmp_path):
 
 
 def test_unlabeled_samples_only_train_consistency():
-    from conrmodel.config import load_config
-    from conrmodel.train import build_system, compute_losses
+    from conrmodel.train.config import load_config
+    from conrmodel.train.loop import build_system, compute_losses
 
     cfg = load_config("tiny", None, ["data.refs=2", "data.backgrounds=2"])
     torch.manual_seed(0)
@@ -237,8 +237,8 @@ def test_unlabeled_samples_only_train_consistency():
 
 def test_paper_preset_shares_the_parser_as_detector():
     from conrdata.errors import UserError
-    from conrmodel.config import load_config
-    from conrmodel.train import build_system
+    from conrmodel.train.config import load_config
+    from conrmodel.train.loop import build_system
 
     system = build_system(load_config("paper"))
     assert system.detector is system.renderer.udpparsernet

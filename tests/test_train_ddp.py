@@ -9,8 +9,8 @@ import sys
 import pytest
 import torch
 
-from conrmodel.toydata import write_toy_dataset
-from conrmodel.train import load_checkpoint
+from conrdata.testing.toydata import write_toy_dataset
+from conrmodel.train.loop import load_checkpoint
 from tests.train_helpers import train_cli_args
 
 SETS = [

@@ -17,10 +17,10 @@ import json
 import pytest
 import torch
 
-from conrmodel.config import load_config
-from conrmodel.data import TrainStream, expand_urls, make_loader
-from conrmodel.toydata import write_toy_dataset
-from conrmodel.train import premultiply, train
+from conrdata.testing.toydata import write_toy_dataset
+from conrmodel.data.stream import TrainStream, expand_urls, make_loader
+from conrmodel.train.config import load_config
+from conrmodel.train.loop import premultiply, train
 
 STEPS = 300
 SETS = [

@@ -9,6 +9,8 @@ import click
 
 from conrdata.cli.lazy import LazyGroup, run_group
 
+__all__ = ["COMMANDS", "group", "main"]
+
 COMMANDS = {
     "make-character": "conrdata.cli.commands.make_character:command",
     "convert": "conrdata.cli.commands.convert:command",

@@ -5,7 +5,8 @@ its alpha bounding box (side = ``margin`` x the box's longer side, zero padded),
 square around its occupied pixels the same way; the rendered crop is resized back and pasted into a
 transparent canvas of the target's own size and position ("cropped back to the input framing").
 How the crops are resized and masks read is the ``preprocess`` mode, ``ours`` or ``official``
-(:mod:`conrmodel.preprocess`); the official weights get ``official``, our checkpoints what they record.
+(:mod:`conrmodel.inference.preprocess`); the official weights get ``official``, our checkpoints what they
+record.
 
 Determinism: no randomness is used; on CUDA cuDNN is put in deterministic mode. CPU results are
 bit-identical run to run; autocast (bf16/fp16, CUDA only by default) trades exactness for speed.
@@ -26,10 +27,7 @@ import torch
 from conrdata.errors import FormatError, UserError
 from conrdata.udp import to_official
 from conrmodel.checkpoint import find_checkpoint, has_official_files, load_checkpoint, load_strict
-from conrmodel.detector import UDPDetector, udp_from_prediction
-from conrmodel.models import build_detector, build_renderer
-from conrmodel.official import load_official
-from conrmodel.preprocess import (
+from conrmodel.inference.preprocess import (
     DEFAULT_MARGIN,
     PREPROCESS_MODES,
     PREPROCESS_OFFICIAL,
@@ -48,8 +46,11 @@ from conrmodel.preprocess import (
     square_box,
     straight_from_premultiplied,
 )
-from conrmodel.renderer import CollaborativeRenderer, SheetCache, unpremultiply
-from conrmodel.udp_io import PoseFrame
+from conrmodel.inference.udp_io import PoseFrame
+from conrmodel.models.detector import UDPDetector, udp_from_prediction
+from conrmodel.models.factory import build_detector, build_renderer
+from conrmodel.models.official import load_official
+from conrmodel.models.renderer import CollaborativeRenderer, SheetCache, unpremultiply
 
 # ---------------------------------------------------------------------------------------------- weights
 
@@ -168,7 +169,7 @@ class CoNRInference:
     ``set_sheet(images)`` encodes the sheet once (RGBA uint8 H x W x 4 each); ``render_udps(udps)``
     draws it in each target UDP (H x W x 4 float32, our encoding) and returns RGBA uint8 frames of the
     same H x W, straight alpha unless ``premultiplied_png``. ``preprocess`` is ``"ours"`` or
-    ``"official"`` (see :mod:`conrmodel.preprocess`); ``margin`` defaults to 1.1 for ours and 1.0 for
+    ``"official"`` (see :mod:`~conrmodel.inference.preprocess`); ``margin`` defaults to 1.1 for ours, 1.0 for
     official. ``cache_sheet=False`` re-encodes the sheet for every batch (for benchmarks).
     """
 

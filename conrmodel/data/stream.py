@@ -45,8 +45,8 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from conrdata.dataset.shardlist import expand_shards
 from conrdata.errors import UserError
-from conrmodel.augment import Backgrounds, composite, crop_rgba, crop_udp, random_crop_box
-from conrmodel.config import DataConfig
+from conrmodel.data.augment import Backgrounds, composite, crop_rgba, crop_udp, random_crop_box
+from conrmodel.train.config import DataConfig
 
 
 def expand_urls(spec: str | os.PathLike | list, split: str = "train") -> list[str]:

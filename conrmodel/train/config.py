@@ -1,6 +1,6 @@
 """Training configuration: every hyper-parameter in one typed, serialisable tree.
 
-A config is built from a preset (``conrmodel/presets/<name>.yaml``), then an
+A config is built from a preset (``conrmodel/train/presets/<name>.yaml``), then an
 optional user YAML file, then ``--set section.key=value`` overrides, in that
 order. Unknown keys are errors (a typo must not silently fall back to a
 default). The resolved tree is written to ``RUN_DIR/config.yaml`` and stored in
@@ -23,12 +23,12 @@ PRESET_DIR = Path(__file__).resolve().parent / "presets"
 
 @dataclass
 class ModelConfig:
-    detector: str = "tiny"  # conrmodel.models.build_detector preset
-    renderer: str = "tiny"  # conrmodel.models.build_renderer preset
+    detector: str = "tiny"  # conrmodel.models.factory.build_detector preset
+    renderer: str = "tiny"  # conrmodel.models.factory.build_renderer preset
     # The detector IS the renderer's reference parser (one set of weights, as the official release's
     # udpparsernet); needs a renderer whose parser has a UDP decoder of the detector's architecture.
     share_detector: bool = False
-    # Give the renderer the UDP-matched reference colours (conrmodel.renderer.udp_nearest_colours); needs a
+    # Give the renderer the UDP-matched reference colours (models.renderer.udp_nearest_colours); needs a
     # renderer preset with reference UDP (tiny, small). Stored in the checkpoint's renderer config.
     udp_match: bool = False
 

@@ -1,6 +1,6 @@
 """`conrmodel`: train, evaluate and run CoNR's UDP detector and collaborative renderer.
 
-Each sub-command lives in ``conrmodel/commands/<name>.py`` as ``command``.
+Each sub-command lives in ``conrmodel/cli/commands/<name>.py`` as ``command``.
 """
 
 from __future__ import annotations
@@ -9,10 +9,12 @@ import click
 
 from conrdata.cli.lazy import LazyGroup, run_group
 
+__all__ = ["COMMANDS", "group", "main"]
+
 COMMANDS = {
-    "train": "conrmodel.commands.train:command",
-    "eval": "conrmodel.commands.eval:command",
-    "render": "conrmodel.commands.render:command",
+    "train": "conrmodel.cli.commands.train:command",
+    "eval": "conrmodel.cli.commands.eval:command",
+    "render": "conrmodel.cli.commands.render:command",
 }
 
 

@@ -21,9 +21,9 @@ from conrmodel.checkpoint import (
     read_state_dict,
     save,
 )
-from conrmodel.detector import UDPDetector
-from conrmodel.models import build_detector, build_renderer
-from conrmodel.renderer import CollaborativeRenderer
+from conrmodel.models.detector import UDPDetector
+from conrmodel.models.factory import build_detector, build_renderer
+from conrmodel.models.renderer import CollaborativeRenderer
 
 # parameter counts described in the paper / read off the official networks (millions)
 PAPER_PARAMS_M = {"udpparsernet": 57.2, "target_pose_encoder": 27.0, "shader": 96.1, "rgbadecodernet": 0.08}
@@ -35,7 +35,7 @@ def load_official(folder: str | os.PathLike, preset: str = "official",
 
     Returns ``(detector, renderer)``; the detector IS ``renderer.udpparsernet`` (one network, as in the
     release) when the preset's parser has a decoder, else a separately built detector loading the same
-    file. ``overrides`` go to :func:`~conrmodel.models.build_renderer` (e.g. the ablation switches).
+    file. ``overrides`` go to :func:`~conrmodel.models.factory.build_renderer` (e.g. the ablation switches).
     """
     folder = Path(folder)
     absent = [name for name in OFFICIAL_FILES if not (folder / name).is_file()]

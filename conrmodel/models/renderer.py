@@ -44,8 +44,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from conrmodel.backbones import ResUNet, pad_to_multiple
-from conrmodel.detector import normalise_input, udp_from_prediction
+from conrmodel.models.backbones import ResUNet, pad_to_multiple
+from conrmodel.models.detector import normalise_input, udp_from_prediction
 
 # ---------------------------------------------------------------------------------------------- warping
 
@@ -427,8 +427,8 @@ class CollaborativeRenderer(nn.Module):
     """``ren(target_udp, ref_rgba, ref_udp) -> rgba``; ``ren.encode_sheet`` + ``ren.render`` for reuse.
 
     Args:
-        udpparsernet: reference encoder (a :class:`~conrmodel.detector.UDPDetector` or a decoder-less
-            :class:`~conrmodel.backbones.ResUNet` with a 3-channel backbone).
+        udpparsernet: reference encoder (a :class:`~conrmodel.models.detector.UDPDetector` or a decoder-less
+            :class:`~conrmodel.models.backbones.ResUNet` with a 3-channel backbone).
         target_pose_encoder: a :class:`ResUNet` with a 4-channel backbone (its decoder, if any, is unused:
             the official file has one).
         shader: :class:`CollaborativeShader`; ``rgbadecodernet``: :class:`RGBADecoder`.

@@ -1,6 +1,6 @@
 """Training CoNR end to end: detector and renderer, one process or many (DDP via torchrun).
 
-One step, per sample (m references, k backgrounds, see :mod:`conrmodel.data`)::
+One step, per sample (m references, k backgrounds, see :mod:`conrmodel.data.stream`)::
 
     references pasted on k backgrounds --detector--> k predictions per reference
         L_udp, L_mask against the references' UDP;  L_cons = std over the k passes
@@ -25,10 +25,10 @@ plain dicts loadable with ``torch.load(weights_only=True)``::
      "optimizer": ..., "scheduler": ..., "scaler": ...,
      "rng": [per-rank {"python", "numpy", "torch", "cuda"}],
      "data_position": [per-rank {"batches", "positions", "workers"}],
-     "world_size": int, "config": the full training config (conrmodel.config)}
+     "world_size": int, "config": the full training config (conrmodel.train.config)}
 
 Exact resume: ``--resume`` restores all of the above and the data stream's
-position (see :mod:`conrmodel.data`), so on CPU the next steps equal those of an
+position (see :mod:`conrmodel.data.stream`), so on CPU the next steps equal those of an
 uninterrupted run with the same seed, world size and worker count.
 """
 
@@ -52,14 +52,15 @@ from conrdata.errors import UserError
 from conrmodel.checkpoint import (
     CHECKPOINT_DIR,
     FORMAT_VERSION,
-    find_checkpoint,  # noqa: F401 - re-exported: conrmodel.train.find_checkpoint
+    find_checkpoint,  # noqa: F401 - re-exported: conrmodel.train.loop.find_checkpoint
     load_checkpoint,
     save,
 )
-from conrmodel.config import Config, apply_overrides, config_from_dict, load_config, save_config
-from conrmodel.data import DataPosition, TrainStream, expand_urls, make_loader
+from conrmodel.data.stream import DataPosition, TrainStream, expand_urls, make_loader
 from conrmodel.evaluate import evaluate
-from conrmodel.losses import (
+from conrmodel.inference.preprocess import PREPROCESS_OURS
+from conrmodel.train.config import Config, apply_overrides, config_from_dict, load_config, save_config
+from conrmodel.train.losses import (
     consistency_loss,
     mask_loss,
     photo_loss,
@@ -67,7 +68,7 @@ from conrmodel.losses import (
     udp_loss,
     weighted_mean,
 )
-from conrmodel.preprocess import PREPROCESS_OURS
+from conrmodel.train.runlog import RunLogger, make_grid, sample_row
 
 LOSS_NAMES = ("udp", "mask", "cons", "photo", "vgg")
 _VGG_WARNED = False
@@ -104,7 +105,7 @@ class CoNRSystem(nn.Module):
 def build_system(cfg: Config) -> CoNRSystem:
     """Detector and renderer from their presets; with ``model.share_detector`` the detector is the
     renderer's own parser module (shared weights)."""
-    from conrmodel.models import build_detector, build_renderer
+    from conrmodel.models.factory import build_detector, build_renderer
 
     detector = build_detector(cfg.model.detector)
     renderer = build_renderer(cfg.model.renderer, **({"udp_match": True} if cfg.model.udp_match else {}))
@@ -166,7 +167,7 @@ def make_vgg_loss(cfg: Config, device: torch.device, warn: bool = True):
             )
             _VGG_WARNED = True
         return None
-    from conrmodel.vgg import VGGLoss, load_vgg
+    from conrmodel.models.vgg import VGGLoss, load_vgg
 
     taps = [int(t) for t in cfg.loss.vgg_layers]
     return VGGLoss(load_vgg(cfg.loss.vgg_weights, "vgg19", last=max(taps)), taps).to(device)
@@ -315,7 +316,7 @@ def checkpoint_dir(run_dir: str | Path) -> Path:
 
 
 # find_checkpoint and load_checkpoint live in conrmodel.checkpoint (the one loading path); they are
-# imported above so that ``conrmodel.train.find_checkpoint`` keeps working.
+# imported above so that ``conrmodel.train.loop.find_checkpoint`` keeps working.
 
 
 def save_checkpoint(
@@ -402,6 +403,183 @@ def _amp(cfg: Config, device: torch.device):
     return dtype, scaler
 
 
+@dataclass
+class _Run:
+    """What one training run holds between steps (built by :func:`_setup`)."""
+
+    cfg: Config
+    info: DistInfo
+    system: CoNRSystem
+    model: nn.Module  # ``system``, or its DistributedDataParallel wrapper
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LambdaLR
+    scaler: torch.amp.GradScaler | None
+    amp_dtype: torch.dtype | None
+    step: int
+    position: DataPosition
+    stream_seed: int
+
+
+def _restore(run: _Run, checkpoint: dict) -> None:
+    """Continue from ``checkpoint``: weights, optimiser, schedule, scaler, step, RNG and data position.
+
+    The data position is restored only when the world size and worker count match the checkpoint's;
+    otherwise the stream restarts with a fresh shuffle seeded from the step (not bit-exact).
+    """
+    cfg, info = run.cfg, run.info
+    run.system.detector.load_state_dict(checkpoint["detector"], strict=True)
+    run.system.renderer.load_state_dict(checkpoint["renderer"], strict=True)
+    run.opt.load_state_dict(checkpoint["optimizer"])
+    run.sched.load_state_dict(checkpoint["scheduler"])
+    run.sched.lr_lambdas[0] = LRLambda(
+        cfg.optim.schedule, cfg.optim.warmup_steps, cfg.optim.steps, cfg.optim.min_lr_ratio
+    )
+    if run.scaler is not None and checkpoint.get("scaler"):
+        run.scaler.load_state_dict(checkpoint["scaler"])
+    run.step = int(checkpoint["step"])
+    rngs, positions = checkpoint.get("rng") or [], checkpoint.get("data_position") or []
+    same_layout = (
+        int(checkpoint.get("world_size", 1)) == info.world_size
+        and len(positions) > info.rank
+        and int(positions[info.rank]["workers"]) == run.position.workers
+    )
+    if len(rngs) > info.rank:
+        set_rng_state(rngs[info.rank])
+    if same_layout:
+        p = positions[info.rank]
+        run.position = DataPosition(p["workers"], p["batches"], p["positions"])
+        return
+    run.stream_seed = cfg.train.seed + 7919 * run.step
+    if info.is_main:
+        warnings.warn(
+            "world size or data.workers changed since the checkpoint: the data stream "
+            "restarts with a fresh shuffle (training continues, but not bit-exactly)",
+            stacklevel=4,
+        )
+
+
+def _setup(cfg: Config, info: DistInfo, checkpoint: dict | None) -> _Run:
+    """Seeded model, optimiser, schedule and scaler, continued from ``checkpoint`` when given."""
+    seed = cfg.train.seed
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # identical initial weights on every rank
+    system = build_system(cfg).to(info.device)
+    opt, sched = build_optimizer(system, cfg)
+    amp_dtype, scaler = _amp(cfg, info.device)
+    position = DataPosition(cfg.data.workers)
+    run = _Run(cfg, info, system, system, opt, sched, scaler, amp_dtype, 0, position, seed)
+    if checkpoint is not None:
+        _restore(run, checkpoint)
+    else:
+        torch.manual_seed(seed + info.rank)
+    return run
+
+
+def _wrap_ddp(run: _Run) -> None:
+    """Wrap the system in DistributedDataParallel when there are several ranks."""
+    info = run.info
+    if info.world_size > 1:
+        run.model = nn.parallel.DistributedDataParallel(
+            run.system,
+            device_ids=[info.device.index] if info.device.type == "cuda" else None,
+            find_unused_parameters=bool(unused_parameters(run.system, info.device)),
+        )
+
+
+def _optimizer_step(run: _Run, inputs: dict, vgg_loss) -> tuple[dict, torch.Tensor, torch.Tensor]:
+    """One step at ``run.step``: forward under autocast, losses, (scaled) backward, clipping, optimiser
+    and schedule step. Returns (losses, global gradient norm, predicted premultiplied RGBA)."""
+    cfg, opt, scaler = run.cfg, run.opt, run.scaler
+    with torch.autocast(run.info.device.type, dtype=run.amp_dtype, enabled=run.amp_dtype is not None):
+        forced = run.step < cfg.train.teacher_forcing * cfg.optim.steps
+        teacher = inputs["ref_udp"] if forced else None
+        passes, pred = run.model(inputs["det_rgb"], inputs["ref_rgba"], inputs["target_udp"], teacher)
+    losses = compute_losses(passes, pred.float(), inputs, cfg, vgg_loss)
+    opt.zero_grad(set_to_none=True)
+    if scaler is not None:
+        scaler.scale(losses["total"]).backward()
+        scaler.unscale_(opt)
+    else:
+        losses["total"].backward()
+    gnorm = (
+        nn.utils.clip_grad_norm_(run.system.parameters(), cfg.optim.grad_clip)
+        if cfg.optim.grad_clip > 0
+        else torch.tensor(0.0)
+    )
+    if scaler is not None:
+        scaler.step(opt)
+        scaler.update()
+    else:
+        opt.step()
+    run.sched.step()
+    return losses, gnorm, pred
+
+
+def _log_image(logger: RunLogger, step: int, inputs: dict, pred: torch.Tensor) -> None:
+    """The first sample's reference, target UDP, prediction and truth as one image row."""
+    row = sample_row(
+        inputs["ref_rgba"][0].cpu().numpy(),
+        inputs["target_udp"][0].cpu().numpy(),
+        pred[0].detach().float().cpu().numpy(),
+        inputs["target_rgba"][0].cpu().numpy(),
+    )
+    logger.image(step, "train", make_grid([row]))
+
+
+def _loop(run: _Run, loader, end: int, run_dir: Path, val_urls, logger: RunLogger, vgg_loss) -> dict:
+    """Steps from ``run.step`` to ``end`` with logging, checkpoints and validation; the run's figures."""
+    cfg, info = run.cfg, run.info
+    it = iter(loader)
+    t_start, data_time, seen, last = time.perf_counter(), 0.0, 0, {}
+    try:
+        while run.step < end:
+            t0 = time.perf_counter()
+            batch = next(it)
+            data_time += time.perf_counter() - t0
+            inputs = batch_inputs(batch, info.device)
+            losses, gnorm, pred = _optimizer_step(run, inputs, vgg_loss)
+            run.position.update(batch)
+            run.step += 1
+            step = run.step
+            seen += 1
+            last = {k: float(v.detach()) for k, v in losses.items()}
+            if info.is_main and (step % max(cfg.train.log_every, 1) == 0 or step == end):
+                elapsed = time.perf_counter() - t_start
+                logger.scalars(
+                    step,
+                    {
+                        **last,
+                        "lr": run.sched.get_last_lr()[0],
+                        "grad_norm": float(gnorm),
+                        "it_per_s": seen / max(elapsed, 1e-9),
+                        "data_share": data_time / max(elapsed, 1e-9),
+                        "skipped_clips": float(batch.get("skipped", 0)),
+                    },
+                )
+            logger.progress(1, loss=last["total"], photo=last["photo"])
+            if info.is_main and cfg.train.image_every > 0 and step % cfg.train.image_every == 0:
+                _log_image(logger, step, inputs, pred)
+            if step % max(cfg.train.ckpt_every, 1) == 0 or step == end:
+                save_checkpoint(
+                    run_dir, step, run.system, run.opt, run.sched, run.scaler, cfg, run.position, info
+                )
+            if val_urls and cfg.train.val_every > 0 and step % cfg.train.val_every == 0 and step != end:
+                _validate(run.system, val_urls, cfg, info, logger, step)
+        if val_urls and run.step == cfg.optim.steps:
+            _validate(run.system, val_urls, cfg, info, logger, run.step)
+    finally:
+        logger.close()
+        del it
+    elapsed = time.perf_counter() - t_start
+    return {
+        "steps_this_run": seen,
+        "it_per_s": seen / max(elapsed, 1e-9),
+        "data_share": data_time / max(elapsed, 1e-9),
+        "last": last,
+    }
+
+
 def train(
     cfg: Config,
     shards,
@@ -418,8 +596,6 @@ def train(
     schedule (a job time limit; ``--resume`` continues). Also writes RUN_DIR/config.yaml
     and RUN_DIR/summary.json.
     """
-    from conrmodel.runlog import RunLogger, make_grid, sample_row
-
     run_dir = Path(run_dir)
     info = init_distributed(cfg.train.device)
     if cfg.train.threads > 0:
@@ -427,155 +603,37 @@ def train(
     try:
         urls = expand_urls(shards)  # check the inputs before building anything
         val_urls = expand_urls(val_shards, "val") if val_shards else None
-        seed = cfg.train.seed
-        random.seed(seed)
-        np.random.seed(seed)
-        torch.manual_seed(seed)  # identical initial weights on every rank
-        system = build_system(cfg).to(info.device)
-        opt, sched = build_optimizer(system, cfg)
-        amp_dtype, scaler = _amp(cfg, info.device)
-        step = 0
-        position = DataPosition(cfg.data.workers)
-        stream_seed = seed
-        if checkpoint is not None:
-            system.detector.load_state_dict(checkpoint["detector"], strict=True)
-            system.renderer.load_state_dict(checkpoint["renderer"], strict=True)
-            opt.load_state_dict(checkpoint["optimizer"])
-            sched.load_state_dict(checkpoint["scheduler"])
-            sched.lr_lambdas[0] = LRLambda(
-                cfg.optim.schedule, cfg.optim.warmup_steps, cfg.optim.steps, cfg.optim.min_lr_ratio
-            )
-            if scaler is not None and checkpoint.get("scaler"):
-                scaler.load_state_dict(checkpoint["scaler"])
-            step = int(checkpoint["step"])
-            rngs, positions = checkpoint.get("rng") or [], checkpoint.get("data_position") or []
-            same_layout = (
-                int(checkpoint.get("world_size", 1)) == info.world_size
-                and len(positions) > info.rank
-                and int(positions[info.rank]["workers"]) == position.workers
-            )
-            if len(rngs) > info.rank:
-                set_rng_state(rngs[info.rank])
-            if same_layout:
-                p = positions[info.rank]
-                position = DataPosition(p["workers"], p["batches"], p["positions"])
-            else:
-                stream_seed = seed + 7919 * step
-                if info.is_main:
-                    warnings.warn(
-                        "world size or data.workers changed since the checkpoint: the data stream "
-                        "restarts with a fresh shuffle (training continues, but not bit-exactly)",
-                        stacklevel=2,
-                    )
-        else:
-            torch.manual_seed(seed + info.rank)
-        if step >= cfg.optim.steps:
+        run = _setup(cfg, info, checkpoint)
+        if run.step >= cfg.optim.steps:
             if info.is_main:
-                print(
-                    f"already at step {step} of {cfg.optim.steps}; nothing to do (raise --steps to continue)"
-                )
-            return {"step": step, "steps": cfg.optim.steps}
-
+                print(f"already at step {run.step} of {cfg.optim.steps}; nothing to do "
+                      "(raise --steps to continue)")
+            return {"step": run.step, "steps": cfg.optim.steps}
         stream = TrainStream(
             urls,
             cfg.data,
-            stream_seed,
+            run.stream_seed,
             info.rank,
             info.world_size,
-            position.batches,
-            position.positions,
+            run.position.batches,
+            run.position.positions,
             cfg.data.background_dir,
         )
         loader = make_loader(stream, cfg.data.workers, cfg.data.prefetch)
-        model: nn.Module = system
-        if info.world_size > 1:
-            model = nn.parallel.DistributedDataParallel(
-                system,
-                device_ids=[info.device.index] if info.device.type == "cuda" else None,
-                find_unused_parameters=bool(unused_parameters(system, info.device)),
-            )
+        _wrap_ddp(run)
         vgg_loss = make_vgg_loss(cfg, info.device, warn=info.is_main)
         if info.is_main:
             run_dir.mkdir(parents=True, exist_ok=True)
             save_config(cfg, run_dir / "config.yaml")
-        logger = RunLogger(
-            run_dir, cfg.optim.steps, step, enabled=info.is_main, tensorboard=tensorboard, progress=progress
-        )
+        logger = RunLogger(run_dir, cfg.optim.steps, run.step, enabled=info.is_main,
+                           tensorboard=tensorboard, progress=progress)
         end = cfg.optim.steps if stop_at is None else min(int(stop_at), cfg.optim.steps)
-        system.train()
-        it = iter(loader)
-        t_start, data_time, seen, last = time.perf_counter(), 0.0, 0, {}
-        try:
-            while step < end:
-                t0 = time.perf_counter()
-                batch = next(it)
-                data_time += time.perf_counter() - t0
-                inputs = batch_inputs(batch, info.device)
-                with torch.autocast(info.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                    forced = step < cfg.train.teacher_forcing * cfg.optim.steps
-                    teacher = inputs["ref_udp"] if forced else None
-                    passes, pred = model(inputs["det_rgb"], inputs["ref_rgba"], inputs["target_udp"], teacher)
-                losses = compute_losses(passes, pred.float(), inputs, cfg, vgg_loss)
-                opt.zero_grad(set_to_none=True)
-                if scaler is not None:
-                    scaler.scale(losses["total"]).backward()
-                    scaler.unscale_(opt)
-                else:
-                    losses["total"].backward()
-                gnorm = (
-                    nn.utils.clip_grad_norm_(system.parameters(), cfg.optim.grad_clip)
-                    if cfg.optim.grad_clip > 0
-                    else torch.tensor(0.0)
-                )
-                if scaler is not None:
-                    scaler.step(opt)
-                    scaler.update()
-                else:
-                    opt.step()
-                sched.step()
-                position.update(batch)
-                step += 1
-                seen += 1
-                last = {k: float(v.detach()) for k, v in losses.items()}
-                if info.is_main and (step % max(cfg.train.log_every, 1) == 0 or step == end):
-                    elapsed = time.perf_counter() - t_start
-                    logger.scalars(
-                        step,
-                        {
-                            **last,
-                            "lr": sched.get_last_lr()[0],
-                            "grad_norm": float(gnorm),
-                            "it_per_s": seen / max(elapsed, 1e-9),
-                            "data_share": data_time / max(elapsed, 1e-9),
-                            "skipped_clips": float(batch.get("skipped", 0)),
-                        },
-                    )
-                logger.progress(1, loss=last["total"], photo=last["photo"])
-                if info.is_main and cfg.train.image_every > 0 and step % cfg.train.image_every == 0:
-                    row = sample_row(
-                        inputs["ref_rgba"][0].cpu().numpy(),
-                        inputs["target_udp"][0].cpu().numpy(),
-                        pred[0].detach().float().cpu().numpy(),
-                        inputs["target_rgba"][0].cpu().numpy(),
-                    )
-                    logger.image(step, "train", make_grid([row]))
-                if step % max(cfg.train.ckpt_every, 1) == 0 or step == end:
-                    save_checkpoint(run_dir, step, system, opt, sched, scaler, cfg, position, info)
-                if val_urls and cfg.train.val_every > 0 and step % cfg.train.val_every == 0 and step != end:
-                    _validate(system, val_urls, cfg, info, logger, step)
-            if val_urls and step == cfg.optim.steps:
-                _validate(system, val_urls, cfg, info, logger, step)
-        finally:
-            logger.close()
-            del it
-        elapsed = time.perf_counter() - t_start
+        run.system.train()
+        figures = _loop(run, loader, end, run_dir, val_urls, logger, vgg_loss)
         summary = {
-            "step": step,
+            "step": run.step,
             "steps": cfg.optim.steps,
-            "steps_this_run": seen,
-            "it_per_s": seen / max(elapsed, 1e-9),
-            "data_share": data_time / max(elapsed, 1e-9),
-            "last": last,
+            **figures,
             "world_size": info.world_size,
             "checkpoint": str(checkpoint_dir(run_dir) / "latest.pt"),
         }

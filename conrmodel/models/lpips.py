@@ -27,7 +27,7 @@ import torch.nn as nn
 
 from conrdata.errors import FormatError
 from conrmodel.checkpoint import lpips_linear_filter, read_state_dict
-from conrmodel.vgg import load_vgg
+from conrmodel.models.vgg import load_vgg
 
 TAPS = (3, 8, 15, 22, 29)
 CHANNELS = (64, 128, 256, 512, 512)

@@ -1,9 +1,9 @@
 """Constructor functions and presets for CoNR's two networks (timm-style: one call builds a model).
 
-* :func:`build_detector` -> :class:`~conrmodel.detector.UDPDetector`, called as ``det(rgb)`` with rgb
+* :func:`build_detector` -> :class:`~conrmodel.models.detector.UDPDetector`, called as ``det(rgb)`` with rgb
   [B,3,H,W] float in [0,1] (premultiplied by alpha, i.e. a cut-out on black); returns [B,4,H,W]:
   channels 0-2 landmarks in [0,1], channel 3 the mask LOGIT.
-* :func:`build_renderer` -> :class:`~conrmodel.renderer.CollaborativeRenderer`, called as
+* :func:`build_renderer` -> :class:`~conrmodel.models.renderer.CollaborativeRenderer`, called as
   ``ren(target_udp [B,4,H,W], ref_rgba [B,n,4,H,W], ref_udp [B,n,4,H,W] | None)`` -> rgba [B,4,H,W] in
   [0,1], PREMULTIPLIED alpha (official convention); or ``cache = ren.encode_sheet(ref_rgba, ref_udp)``
   once, then ``ren.render(target_udp, cache)`` per batch of poses. UDPs use docs/design.md's encoding.
@@ -18,7 +18,7 @@ Presets:
   ``tiny``      a few hundred thousand parameters, for tests and smoke runs.
 
 ``small`` and ``tiny`` differ from the official design in two switches that make them trainable from
-scratch (see :mod:`conrmodel.renderer`): ``block_norm="group"`` (GroupNorm in the shader's decoder
+scratch (see :mod:`conrmodel.models.renderer`): ``block_norm="group"`` (GroupNorm in the shader's decoder
 blocks; without it the features blow up and alpha collapses to 0 within ~20 Adam steps) and
 ``target_udp_every_scale=True`` (the target UDP enters every decoder block, the full-resolution one
 included). ``official`` keeps both off: its parameter layout and forward are the release's.
@@ -34,9 +34,9 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from conrmodel.backbones import ResNetEncoder, ResUNet
-from conrmodel.detector import UDPDetector
-from conrmodel.renderer import MATCH_CHANNELS, CollaborativeRenderer, CollaborativeShader, RGBADecoder
+from conrmodel.models.backbones import ResNetEncoder, ResUNet
+from conrmodel.models.detector import UDPDetector
+from conrmodel.models.renderer import MATCH_CHANNELS, CollaborativeRenderer, CollaborativeShader, RGBADecoder
 
 DETECTOR_PRESETS: dict[str, dict[str, Any]] = {
     "official": dict(arch="resnet50", width=64, norm="instance", pool="conv",

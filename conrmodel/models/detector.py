@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from conrmodel.backbones import ResNetEncoder, ResUNet
+from conrmodel.models.backbones import ResNetEncoder, ResUNet
 
 INPUT_MEAN = 0.6
 INPUT_STD = 0.297

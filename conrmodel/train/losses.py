@@ -11,7 +11,7 @@ get only the consistency term) and reduce with :func:`weighted_mean`.
   passes of one image pasted on k different backgrounds (landmarks and mask
   probability): the prediction must not depend on the background.
 * L_photo (Eq. 4): L1 between rendered and ground-truth RGBA.
-* L_vgg  (Eq. 5): VGG-19 feature distance, see :class:`conrmodel.vgg.VGGLoss`.
+* L_vgg  (Eq. 5): VGG-19 feature distance, see :class:`conrmodel.models.vgg.VGGLoss`.
 
 Tensors: UDP [N, 4, H, W] (xyz in [0, 1], occupancy), detector output
 [N, 4, H, W] (landmarks in [0, 1], mask logit), RGBA [N, 4, H, W] in [0, 1].
@@ -65,7 +65,7 @@ def predicted_udp(det_out: torch.Tensor, threshold: float = 0.5) -> torch.Tensor
     """Detector output [.., 4, H, W] (landmarks, logit) -> the UDP the renderer takes, differentiably.
 
     Forward value: occupancy = (sigmoid(logit) > threshold), landmarks clamped to [0, 1] times it,
-    exactly what inference feeds the renderer (conrmodel.detector.udp_from_prediction); the
+    exactly what inference feeds the renderer (conrmodel.models.detector.udp_from_prediction); the
     gradient flows through the soft probability (straight-through estimator), so L_photo trains
     the detector end to end.
     """

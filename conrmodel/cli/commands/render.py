@@ -15,11 +15,11 @@ from tqdm import tqdm
 from conrdata.errors import UserError
 from conrdata.matte.io import is_image_file
 from conrdata.udp import AXIS_ORDERS, natural_key
-from conrmodel.video import write_video
+from conrmodel.inference.video import write_video
 
 
 def _sheet_images(sheet: Path) -> tuple[list[np.ndarray], list[str]]:
-    from conrmodel.udp_io import read_image
+    from conrmodel.inference.udp_io import read_image
 
     if sheet.is_file():
         files = [sheet]
@@ -104,8 +104,8 @@ def command(weights: Path, sheet: Path, poses: Path, out: Path, video: Path | No
     A training run:
       conrmodel render --weights run/ --sheet sheet/ --poses out/shards/val-000000.tar --out frames/
     """
-    from conrmodel.inference import CoNRInference, load_models
-    from conrmodel.udp_io import iter_pose_frames
+    from conrmodel.inference.runner import CoNRInference, load_models
+    from conrmodel.inference.udp_io import iter_pose_frames
 
     try:
         bg = tuple(int(v) for v in background.split(","))

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from conrmodel.config import preset_names
+from conrmodel.train.config import preset_names
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -23,7 +23,7 @@ from conrmodel.config import preset_names
     type=click.Choice(preset_names()),
     default="tiny",
     show_default=True,
-    help="Hyper-parameter preset (conrmodel/presets/*.yaml).",
+    help="Hyper-parameter preset (conrmodel/train/presets/*.yaml).",
 )
 @click.option(
     "--config",
@@ -96,7 +96,7 @@ def command(
       torchrun --nproc-per-node 4 -m conrmodel train --shards 'out/shards/train-{000000..000099}.tar' \\
           --val-shards 'out/shards/val-{000000..000003}.tar' --out run/ --preset paper
     """
-    from conrmodel.train import resolve_config, train
+    from conrmodel.train.loop import resolve_config, train
 
     sets = list(overrides)
     if steps is not None:
