@@ -245,14 +245,9 @@ def _convert_limits(lo, hi) -> tuple[np.ndarray, np.ndarray]:
     return np.minimum(new_lo, new_hi) + 0.0, np.maximum(new_lo, new_hi) + 0.0
 
 
-def build_rig(model: MMDModel, path: str | os.PathLike) -> Rig:
-    """Convert a parsed MMD model into a project :class:`Rig` (frame, units, order, textures)."""
-    path = Path(path)
-    warns = list(model.warnings)
+def _geometry(model: MMDModel, path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Vertices (metres), faces (winding flipped by the mirror), unit normals and UVs in the project frame."""
     V = len(model.positions)
-    B = len(model.bones)
-
-    # Geometry in the project frame.
     pos = np.asarray(model.positions, np.float64)
     if not np.all(np.isfinite(pos)):
         raise FormatError("vertex positions contain NaN or infinity", path)
@@ -274,8 +269,27 @@ def build_rig(model: MMDModel, path: str | os.PathLike) -> Rig:
         length[bad] = 1.0
     normals = normals / length[:, None]
     uvs = np.where(np.isfinite(model.uvs), model.uvs, 0.0)
+    return vertices, faces, normals, uvs
 
-    # Bones: fold exact deform copies ("D" bones), then order parent-first.
+
+@dataclass
+class _BoneOrder:
+    """The file's bones folded (exact deform copies onto their originals) and ordered parent-first."""
+
+    order: list[int]  # new index -> file index
+    alias: np.ndarray  # file index -> the file bone it folds onto (itself if kept)
+    parents: list[int]  # file index -> file parent after folding
+    remap: np.ndarray  # file index -> new index
+    folded: list[tuple[int, int]]  # (file index of a folded copy, file index it folds onto)
+
+    def new_index(self, i: int) -> int:
+        """The new index of file bone ``i``; -1 for an index outside the file's bones."""
+        return int(self.remap[i]) if 0 <= i < len(self.remap) else -1
+
+
+def _order_bones(model: MMDModel, path: Path, warns: list[str]) -> _BoneOrder:
+    """Fold exact deform copies ("D" bones), then order parent-first."""
+    B = len(model.bones)
     file_parents = [b.parent for b in model.bones]
     order = parent_first_order(file_parents, path)
     alias, parents = fold_deform_copies(model.bones, order)
@@ -288,18 +302,12 @@ def build_rig(model: MMDModel, path: str | os.PathLike) -> Rig:
     remap[order] = np.arange(B)
     if order != list(range(B)):
         warns.append("bones reordered so that parents come before children")
+    return _BoneOrder(order, alias, parents, remap, folded)
 
-    def new_index(i: int) -> int:
-        return int(remap[i]) if 0 <= i < B else -1
 
-    bones = [model.bones[i] for i in order]
-    heads = np.asarray([b.position for b in bones], np.float64).reshape(B, 3)
-    if not np.all(np.isfinite(heads)) or (B and np.abs(heads).max() > 1e6):
-        raise FormatError("bone positions contain NaN, infinity or absurd values", path)
-    bone_heads = heads * MMD_POSITION_SCALE + 0.0
-    bone_parents = np.array([new_index(parents[i]) for i in order], np.int32)
-
-    # Skin weights.
+def _skin_weights(model: MMDModel, bo: _BoneOrder, warns: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-vertex joints (new bone indices) and normalised weights; weights to missing bones dropped."""
+    B = len(model.bones)
     joints = np.asarray(model.bone_indices, np.int64).copy()
     weights = np.asarray(model.bone_weights, np.float64).copy()
     invalid = (joints < 0) | (joints >= B)
@@ -310,12 +318,17 @@ def build_rig(model: MMDModel, path: str | os.PathLike) -> Rig:
     weights[invalid] = 0.0
     joints[invalid] = 0
     if B:
-        joints = remap[alias[joints]]
+        joints = bo.remap[bo.alias[joints]]
     joints, weights, empty = normalize_skin_weights(joints, weights)
     if empty:
         warns.append(f"{empty} vertices had no bone weight; bound to bone 0")
+    return joints, weights
 
-    # Materials, textures and per-face material index.
+
+def _materials(
+    model: MMDModel, path: Path, n_faces: int, warns: list[str]
+) -> tuple[list[Material], np.ndarray]:
+    """Materials with their textures, and each face's material index (unclaimed faces get the last)."""
     used_tex = {m.texture for m in model.materials if 0 <= m.texture < len(model.textures)}
     texture_arrays, tex_warns = load_textures(model.textures, path.parent, used_tex)
     warns += tex_warns
@@ -332,31 +345,32 @@ def build_rig(model: MMDModel, path: str | os.PathLike) -> Rig:
             name=m.name, base_color=color, texture=tex, alpha_mode="BLEND" if transparent else "OPAQUE",
             double_sided=bool(m.flags & MATERIAL_DOUBLE_SIDED),
         ))
-    F = len(faces)
-    face_material = np.zeros(F, np.int32)
+    face_material = np.zeros(n_faces, np.int32)
     start = 0
     for k, m in enumerate(model.materials):
         n = m.index_count // 3
         face_material[start : start + n] = k
         start += n
-    if start != F:
-        if start > F:
-            warns.append(f"materials claim {start} faces but the mesh has {F}; extra claims ignored")
-        else:
-            if not materials:
-                grey = np.array([0.5, 0.5, 0.5, 1], np.float32)
-                materials.append(Material(name="default", base_color=grey))
-            warns.append(f"{F - start} faces have no material; given the last material")
-            face_material[start:] = len(materials) - 1
+    if start > n_faces:
+        warns.append(f"materials claim {start} faces but the mesh has {n_faces}; extra claims ignored")
+    elif start < n_faces:
+        if not materials:
+            grey = np.array([0.5, 0.5, 0.5, 1], np.float32)
+            materials.append(Material(name="default", base_color=grey))
+        warns.append(f"{n_faces - start} faces have no material; given the last material")
+        face_material[start:] = len(materials) - 1
+    return materials, face_material
 
-    # IK chains.
+
+def _ik_chains(bones: list[MMDBone], bo: _BoneOrder, warns: list[str]) -> list[IKChain]:
+    """The IK chains of the (ordered) bones; a chain naming a missing bone is skipped with a warning."""
     ik_chains = []
     for b_new, bone in enumerate(bones):
         ik = bone.ik
         if ik is None:
             continue
-        target = new_index(ik.target)
-        links = [new_index(link) for link, _, _ in ik.links]
+        target = bo.new_index(ik.target)
+        links = [bo.new_index(link) for link, _, _ in ik.links]
         if target < 0 or any(k < 0 for k in links):
             warns.append(f"IK of bone {bone.name!r} refers to missing bones; ignored")
             continue
@@ -371,25 +385,41 @@ def build_rig(model: MMDModel, path: str | os.PathLike) -> Rig:
             ik_bone=b_new, target_bone=target, links=np.asarray(links, np.int32),
             iterations=int(min(max(ik.loops, 0), MAX_IK_ITERATIONS)), max_angle=max_angle, limits=limits,
         ))
+    return ik_chains
 
-    names = [b.name for b in bones]
-    names_en = [b.name_en for b in bones]
+
+def _humanoid_map(names: list[str], names_en: list[str]) -> dict[str, int]:
+    """Humanoid bones from the Japanese names, completed from the English ones."""
     humanoid = map_bone_names(names)
     for h, i in map_bone_names(names_en).items():
         if h not in humanoid and i not in humanoid.values():
             humanoid[h] = i
+    return humanoid
 
+
+def _direction(v) -> list[float] | None:
+    """A file direction in the project frame, or None when absent or not finite."""
+    if v is None or not np.all(np.isfinite(v)):
+        return None
+    return [float(x) + 0.0 for x in np.asarray(v, np.float64) * _MIRROR]
+
+
+def _mmd_meta(model: MMDModel, bones: list[MMDBone], bone_heads: np.ndarray, bo: _BoneOrder,
+              warns: list[str]) -> dict:
+    """``meta["mmd"]``: what the pose evaluator needs beyond the rig (tails, inherit, axes, layers,
+    physics)."""
+    B = len(model.bones)
     tails, inherit = [], []
     for bone in bones:
         if bone.tail_offset is not None:
             tail = (np.asarray(bone.position) + np.asarray(bone.tail_offset)) * MMD_POSITION_SCALE
             tails.append([float(x) for x in tail] if np.all(np.isfinite(tail)) else None)
         elif 0 <= bone.tail_bone < B:
-            tails.append([float(x) for x in bone_heads[new_index(bone.tail_bone)]])
+            tails.append([float(x) for x in bone_heads[bo.new_index(bone.tail_bone)]])
         else:
             tails.append(None)
     for b_new, bone in enumerate(bones):
-        src = new_index(bone.inherit_source)
+        src = bo.new_index(bone.inherit_source)
         if bone.flags & (BONE_INHERIT_ROTATION | BONE_INHERIT_TRANSLATION) and src >= 0:
             inherit.append({
                 "bone": b_new, "source": src,
@@ -397,22 +427,50 @@ def build_rig(model: MMDModel, path: str | os.PathLike) -> Rig:
                 "rotation": bool(bone.flags & BONE_INHERIT_ROTATION),
                 "translation": bool(bone.flags & BONE_INHERIT_TRANSLATION),
             })
-
-    def direction(v) -> list[float] | None:
-        if v is None or not np.all(np.isfinite(v)):
-            return None
-        return [float(x) + 0.0 for x in np.asarray(v, np.float64) * _MIRROR]
-
-    fixed_axes = [direction(b.fixed_axis) for b in bones]
-    local_axes = [None if b.local_x is None else [direction(b.local_x), direction(b.local_z)] for b in bones]
     nbody = len(model.rigid_bodies)
-    rigid_bodies = [{"name": rb.name, "bone": new_index(rb.bone), "mode": int(rb.mode),
+    rigid_bodies = [{"name": rb.name, "bone": bo.new_index(rb.bone), "mode": int(rb.mode),
                      "group": int(rb.group)} for rb in model.rigid_bodies]
     joints_mmd = [{"name": j.name, "a": int(j.a), "b": int(j.b)} for j in model.joints
                   if 0 <= j.a < nbody and 0 <= j.b < nbody]
     if len(joints_mmd) != len(model.joints):
         warns.append(f"{len(model.joints) - len(joints_mmd)} physics joints link missing rigid bodies; "
                      "ignored")
+    return {
+        "bone_names_en": [b.name_en for b in bones],
+        "bone_flags": [int(b.flags) for b in bones],
+        "tails": tails,
+        "inherit": inherit,
+        "folded": [[bo.new_index(d), bo.new_index(src)] for d, src in bo.folded],
+        "fixed_axes": [_direction(b.fixed_axis) for b in bones],
+        "local_axes": [None if b.local_x is None else [_direction(b.local_x), _direction(b.local_z)]
+                       for b in bones],
+        "layers": [int(b.layer) for b in bones],
+        "rigid_bodies": rigid_bodies,
+        "joints": joints_mmd,
+    }
+
+
+def build_rig(model: MMDModel, path: str | os.PathLike) -> Rig:
+    """Convert a parsed MMD model into a project :class:`Rig` (frame, units, order, textures)."""
+    path = Path(path)
+    warns = list(model.warnings)
+    B = len(model.bones)
+    vertices, faces, normals, uvs = _geometry(model, path)
+
+    bo = _order_bones(model, path, warns)
+    bones = [model.bones[i] for i in bo.order]
+    heads = np.asarray([b.position for b in bones], np.float64).reshape(B, 3)
+    if not np.all(np.isfinite(heads)) or (B and np.abs(heads).max() > 1e6):
+        raise FormatError("bone positions contain NaN, infinity or absurd values", path)
+    bone_heads = heads * MMD_POSITION_SCALE + 0.0
+    bone_parents = np.array([bo.new_index(bo.parents[i]) for i in bo.order], np.int32)
+
+    joints, weights = _skin_weights(model, bo, warns)
+    materials, face_material = _materials(model, path, len(faces), warns)
+    ik_chains = _ik_chains(bones, bo, warns)
+    names = [b.name for b in bones]
+    humanoid = _humanoid_map(names, [b.name_en for b in bones])
+    mmd = _mmd_meta(model, bones, bone_heads, bo, warns)
 
     meta = dict(model.meta)
     meta.update({
@@ -420,20 +478,8 @@ def build_rig(model: MMDModel, path: str | os.PathLike) -> Rig:
         "source": str(path),
         "licence": {"comment": model.meta.get("comment", ""), "comment_en": model.meta.get("comment_en", "")},
         "unit_metres": MMD_UNIT_METRES,
-        "mmd": {
-            "bone_names_en": names_en,
-            "bone_flags": [int(b.flags) for b in bones],
-            "tails": tails,
-            "inherit": inherit,
-            "folded": [[new_index(d), new_index(src)] for d, src in folded],
-            "fixed_axes": fixed_axes,
-            "local_axes": local_axes,
-            "layers": [int(b.layer) for b in bones],
-            "rigid_bodies": rigid_bodies,
-            "joints": joints_mmd,
-        },
+        "mmd": mmd,
     })
-
     rig = Rig(
         vertices=vertices.astype(np.float32),
         normals=normals.astype(np.float32),
