@@ -31,19 +31,23 @@ process: images/s and milliseconds per stage, i.e. what fidelity costs. Prints o
 (evaluator, skinning in the vertex shader, unlit colour + float32 UDP) beside ``ours_before`` (numpy
 skinning, synchronous read-back) and pyrender alone (``pyrender``: meshes through trimesh per pose, as
 the procedural baseline; ``pyrender_primitives``: textures wrapped once, bare primitives per pose), all
-with the same posing; then the whole job on ``--job-character`` with the ``sequential`` path (numpy
-skinning, synchronous read-back, labels and encoding inline) and the ``pipelined`` one (today's default),
-alternating, for each of ``--job-workers``. The load average before and after is recorded.
+with the same posing; then the whole job on ``--job-character`` (``--job-poses`` poses x 4 views, 4
+images per clip: the CLI's defaults) with the ``sequential`` path (numpy skinning, synchronous
+read-back, every image posed, labelled and encoded inline), the ``pipelined`` one (today's default) and
+the ``baseline``: the sequential path of commit ``--baseline-ref`` (the job before issue 15's last
+changes, label measure included), extracted from this checkout with ``git archive``, alternating, for
+each of ``--job-workers``. The load average before and after is recorded.
 
     python benchmarks/synth.py [--pairs 40] [--characters 2] [--sizes 256,512] [--no-baseline]
                                [--real-images 24] [--real-size 256] [--no-real]
     python benchmarks/synth.py --speed [--sizes 256,512] [--speed-pairs 12] [--rounds 2]
-                               [--job-poses 16] [--job-workers 1,2]
+                               [--job-poses 16] [--job-workers 1,2] [--baseline-ref 12582e7]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import multiprocessing
@@ -175,10 +179,20 @@ def _child(conn, fn_name, args):
     conn.close()
 
 
-def in_fresh_process(fn_name: str, *args) -> dict:
+def _child_at(conn, tree, fn_name, args):
+    sys.path.insert(0, tree)  # before any conrdata import: this child runs that tree's code
+    _child(conn, fn_name, args)
+
+
+def in_fresh_process(fn_name: str, *args, tree: str | None = None) -> dict:
+    """``fn_name(*args)`` in a spawned process; ``tree``: a source tree whose ``conrdata`` the child
+    imports instead of the installed one (the baseline at an older commit)."""
     ctx = multiprocessing.get_context("spawn")
     parent, child = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child, args=(child, fn_name, args))
+    if tree is None:
+        proc = ctx.Process(target=_child, args=(child, fn_name, args))
+    else:
+        proc = ctx.Process(target=_child_at, args=(child, tree, fn_name, args))
     proc.start()
     status, value = parent.recv()
     proc.join()
@@ -322,7 +336,10 @@ def main(argv=None) -> None:
                     help="only the full-size real-character figures: ours vs pyrender alone on every shared "
                          "character that converts, and the whole job, sequential vs pipelined path")
     ap.add_argument("--speed-pairs", type=int, default=12, help="pairs per real-character measurement")
-    ap.add_argument("--job-poses", type=int, default=16, help="poses (x 2 views) per whole-job measurement")
+    ap.add_argument("--job-poses", type=int, default=16,
+                    help="poses (x 4 views, the CLI's default) per whole-job measurement")
+    ap.add_argument("--baseline-ref", default=BASELINE_REF,
+                    help="git commit whose sequential job path is the 'baseline' (empty: none)")
     ap.add_argument("--job-character", default="gene/Gene_light.pmx")
     ap.add_argument("--job-workers", default="1,2")
     args = ap.parse_args(argv)
@@ -331,7 +348,7 @@ def main(argv=None) -> None:
         out = {"benchmark": "synth-speed", "python": platform.python_version(), "cpus": os.cpu_count(),
                "load_average_before": os.getloadavg()}
         out |= speed_real_rows(sizes, args.speed_pairs, args.rounds, args.job_poses, args.job_character,
-                               [int(w) for w in args.job_workers.split(",")])
+                               [int(w) for w in args.job_workers.split(",")], args.baseline_ref or None)
         out["load_average_after"] = os.getloadavg()
         _round_floats(out)
         print(json.dumps(out, indent=2))
@@ -410,6 +427,24 @@ def real_rows(size: int, images: int) -> list[dict]:
 # (issue 15). Every shared mesh that converts is measured; each measurement in its own fresh process.
 
 JOB_PATHS = ("sequential", "pipelined")
+# The code the job's "baseline" runs: its sequential path at this commit, i.e. the job as it was before
+# issue 15's last changes (numpy skinning, synchronous read-back, labels and encoding inline, each
+# image posed on its own, the label measure before its speed-up). `--baseline-ref` picks another.
+BASELINE_REF = "12582e7"
+
+
+def baseline_tree(ref: str, dest: str) -> str:
+    """Extract ``conrdata`` at git commit ``ref`` of this checkout into ``dest``; returns ``dest``.
+    Raises RuntimeError with git's message when the checkout or the commit is not there."""
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    archive = subprocess.run(["git", "-C", str(root), "archive", ref, "conrdata"], capture_output=True)
+    if archive.returncode != 0:
+        raise RuntimeError(archive.stderr.decode(errors="replace").strip() or f"git archive {ref} failed")
+    subprocess.run(["tar", "-x", "-C", dest], input=archive.stdout, check=True)
+    return dest
 
 
 def convert_shared(dest: str) -> list[dict]:
@@ -555,28 +590,35 @@ def run_pyrender_real(path: str, size: int, pairs: int, warmup: int, style: str 
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
-def run_job_real(cid: str, path: str, size: int, poses: int, workers: int, job_path: str) -> dict:
-    """The whole job (pose, render, labels, encode, write) on one converted real character.
+def run_job_real(cid: str, path: str, size: int, poses: int, workers: int, job_path: str,
+                 views: int = 4) -> dict:
+    """The whole job (pose, render, labels, encode, write) on one converted real character, with the
+    CLI's clip settings (``views`` views per pose, 4 images per clip).
 
     ``job_path`` "sequential" is the path before issue 15 (numpy skinning, synchronous read-back,
-    labels and encoding after each render on the same thread); "pipelined" is today's default (skinning
-    in the vertex shader, PBO read-back, labels and encoding on the worker's thread pool)."""
+    each image posed, labelled and encoded after its render on the same thread, default BLAS
+    threads); "pipelined" is today's default (skinning in the vertex shader, PBO read-back, each pose
+    posed once for its views, labels and encoding on the worker's thread pool overlapping the next
+    views and the next clip, one BLAS thread). Both run today's label and codec functions."""
     import tempfile
     from pathlib import Path
 
+    import conrdata
     from conrdata.synth.engines import make_engine
     from conrdata.synth.job import SynthConfig, run_synth
 
     new = job_path == "pipelined"
+    # A baseline tree (an older commit) may lack the newer switches: pass those its config has.
+    known = {f.name for f in dataclasses.fields(SynthConfig)}
+    switches = {k: new for k in ("overlap", "gpu_skinning", "reuse_poses") if k in known}
     chars = [(cid, Path(path))]
     with tempfile.TemporaryDirectory() as tmp:
         engine = make_engine("local", workers) if workers > 1 else None
         try:
             warm = SynthConfig(poses_per_character=2 * workers, views=1, resolution=size, images_per_clip=2,
-                               overlap=new, gpu_skinning=new)
+                               **switches)
             run_synth(chars, Path(tmp) / "warm", warm, engine, progress=False)
-            cfg = SynthConfig(poses_per_character=poses, views=2, resolution=size, images_per_clip=4,
-                              overlap=new, gpu_skinning=new)
+            cfg = SynthConfig(poses_per_character=poses, views=views, resolution=size, **switches)
             wall, cpu, own = time.perf_counter(), _cpu_seconds(), time.thread_time()
             report = run_synth(chars, Path(tmp) / "out", cfg, engine, progress=False)
             wall, cpu, own = time.perf_counter() - wall, _cpu_seconds() - cpu, time.thread_time() - own
@@ -584,7 +626,8 @@ def run_job_real(cid: str, path: str, size: int, poses: int, workers: int, job_p
             if engine is not None:
                 engine.close()
     row = {"images_per_s": report.images_per_second, "images": report.images_written,
-           "images_refused": report.images_refused, "wall_s": wall}
+           "images_refused": report.images_refused, "wall_s": wall,
+           "code": str(Path(conrdata.__file__).parent.parent)}
     if workers == 1:  # the worker is this process: its CPU time is the job's
         n = max(1, report.images_written)
         row["cpu_ms_per_image"] = 1000 * cpu / n
@@ -596,14 +639,23 @@ def run_job_real(cid: str, path: str, size: int, poses: int, workers: int, job_p
 
 
 def speed_real_rows(sizes: list[int], pairs: int, rounds: int, job_poses: int, job_character: str,
-                    job_workers: list[int]) -> dict:
+                    job_workers: list[int], baseline_ref: str | None = BASELINE_REF) -> dict:
     """Every shared character that converts: ours vs pyrender alone at each size (alternating rounds,
     best of each side; ratios of wall-clock and of CPU time per pair), then the whole job on
-    ``job_character`` with the sequential and the pipelined path, alternating, for each worker count."""
+    ``job_character`` with the sequential and the pipelined path and, when ``baseline_ref`` can be
+    extracted from this checkout, that commit's sequential path ("baseline"), alternating, for each
+    worker count."""
+    import os
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
-        chars = in_fresh_process("convert_shared", tmp)
+        tree, tree_error = None, None
+        if baseline_ref:
+            try:
+                tree = baseline_tree(baseline_ref, os.path.join(tmp, "baseline"))
+            except (RuntimeError, OSError) as err:
+                tree_error = str(err)[:200]
+        chars = in_fresh_process("convert_shared", os.path.join(tmp, "characters"))
         if "error" in chars:
             return {"error": chars["error"]}
         rows, wall_ratios, cpu_ratios = [], [], []
@@ -643,27 +695,41 @@ def speed_real_rows(sizes: list[int], pairs: int, rounds: int, job_poses: int, j
             out["goal_5x_met_wall_clock"] = min(wall_ratios) >= 5.0
             out["goal_5x_met_cpu"] = min(cpu_ratios) >= 5.0
         job = [c for c in chars if c["character"] == job_character and "skipped" not in c]
+        paths = JOB_PATHS + (("baseline",) if tree else ())
         jobs = []
         for ch in job:
             for size in sizes:
                 for workers in job_workers:
-                    entry = {"character": ch["character"], "size": size, "workers": workers}
-                    runs = {p: [] for p in JOB_PATHS}
+                    entry = {"character": ch["character"], "size": size, "workers": workers,
+                             "images": job_poses * 4}
+                    runs = {p: [] for p in paths}
                     for _ in range(rounds):
-                        for p in JOB_PATHS:
-                            runs[p].append(in_fresh_process("run_job_real", ch["id"], ch["path"], size,
-                                                            job_poses, workers, p))
-                    for p in JOB_PATHS:
+                        for p in paths:
+                            work = (ch["id"], ch["path"], size, job_poses, workers)
+                            if p == "baseline":
+                                runs[p].append(
+                                    in_fresh_process("run_job_real", *work, "sequential", tree=tree))
+                            else:
+                                runs[p].append(in_fresh_process("run_job_real", *work, p))
+                    for p in paths:
                         entry[p] = _best(runs[p])
-                    seq, new = entry["sequential"].get("images_per_s"), entry["pipelined"].get("images_per_s")
-                    if seq and new:
-                        entry["speedup"] = new / seq
+                    new = entry["pipelined"].get("images_per_s")
+                    for p, key in (("sequential", "speedup"), ("baseline", "speedup_vs_baseline")):
+                        before = entry.get(p, {}).get("images_per_s")
+                        if before and new:
+                            entry[key] = new / before
                     if "cpu_ms_per_image" in entry["sequential"] and "cpu_ms_per_image" in entry["pipelined"]:
                         entry["cpu_ms_per_image_ratio"] = (entry["sequential"]["cpu_ms_per_image"]
                                                            / entry["pipelined"]["cpu_ms_per_image"])
                     jobs.append(entry)
                     print(f"job {ch['character']} {size}px {workers} worker(s) done", file=sys.stderr)
         out["job"] = jobs
+        out["baseline_ref"] = baseline_ref if tree else None
+        if tree_error:
+            out["baseline_skipped"] = f"cannot extract commit {baseline_ref}: {tree_error}"
+        one = [j for j in jobs if j["workers"] == 1 and j["size"] == 512 and "speedup_vs_baseline" in j]
+        if one:
+            out["goal_2x_job_met"] = all(j["speedup_vs_baseline"] >= 2.0 for j in one)
         if not job:
             out["job_skipped"] = f"{job_character} did not convert or is not in the shared assets"
     return out

@@ -59,6 +59,19 @@ def test_udp_codec_is_lossless_for_awkward_arrays():
             assert back.tobytes() == arr.tobytes()
 
 
+def test_udp_foreground_mask_is_any_nonzero_byte_per_pixel():
+    """The codec's fast mask (pixel bytes OR-ed as wide words) is the per-channel "any non-zero"."""
+    from conrdata.dataset.codec import _UINT, _nonzero_pixels
+
+    rng = np.random.default_rng(5)
+    for dtype, channels in ((np.float32, 4), (np.float32, 3), (np.uint8, 3), (np.float64, 2), (np.int16, 5),
+                            (np.uint8, 1), (np.float32, 20)):
+        arr = rng.integers(0, 3, (9, 7, channels)).astype(dtype) * (rng.random((9, 7, 1)) > 0.4)
+        arr[0, 0, -1] = -0.0 if arr.dtype.kind == "f" else arr[0, 0, -1]  # -0.0 has a bit set
+        u = arr.reshape(-1, channels).view(_UINT[arr.dtype.itemsize])
+        assert (_nonzero_pixels(arr.reshape(-1), len(u)) == np.any(u != 0, axis=1)).all()
+
+
 def test_udp_codec_beats_raw_and_rejects_corruption():
     udp = synthetic_image(128, seed=3)[1]
     data = encode_udp(udp)

@@ -16,7 +16,7 @@ from conrdata.rig.procedural import write_character_glb
 from conrdata.synth.convert import convert_folder, list_characters
 from conrdata.synth.engines import InlineEngine, LocalEngine
 from conrdata.synth.job import SynthConfig, run_synth
-from conrdata.synth.pipeline import ImageStage, encode_clip_from_parts
+from conrdata.synth.pipeline import ImageStage, OrderedWrites, encode_clip_from_parts
 from tests.conftest import assets_or_skip
 
 SMALL = dict(poses_per_character=3, views=2, resolution=64, images_per_clip=2, seed=11)
@@ -48,7 +48,8 @@ def synth(chars, out, engine=None, **changes):
 
 
 def test_shards_are_byte_identical_with_and_without_overlap_and_across_workers(characters, tmp_path):
-    synth(characters, tmp_path / "sequential", overlap=False)
+    # The reference is the path before the speed-ups: every image posed on its own, nothing overlapped.
+    synth(characters, tmp_path / "sequential", overlap=False, reuse_poses=False)
     synth(characters, tmp_path / "overlap", overlap=True, encode_threads=3)
     engine = LocalEngine(2)
     try:
@@ -147,3 +148,63 @@ def test_cli_switches(tmp_path):
     assert digests(tmp_path / "fast") == digests(tmp_path / "sequential")
     config = json.loads((tmp_path / "numpy" / "synth_report.json").read_text())["config"]
     assert config["gpu_skinning"] is False and config["overlap"] is True
+
+
+def test_posing_once_per_pose_writes_the_bytes_of_posing_per_image(characters, tmp_path):
+    synth(characters, tmp_path / "per-image", reuse_poses=False, views=3)
+    synth(characters, tmp_path / "per-pose", reuse_poses=True, views=3)
+    assert digests(tmp_path / "per-image") == digests(tmp_path / "per-pose")
+
+
+class _Handle:
+    def __init__(self, log, task):
+        self.log, self.task = log, task
+        log.append(("start", task))
+
+    def outcome(self):
+        self.log.append(("outcome", self.task))
+        return self.task * 10
+
+    def cancel(self):
+        self.log.append(("cancel", self.task))
+
+
+def test_inline_engine_starts_the_next_task_before_finishing_one():
+    log = []
+
+    def fn(task):
+        return _Handle(log, task).outcome()
+
+    fn.start = lambda task: _Handle(log, task)
+    assert list(InlineEngine().map(fn, [1, 2, 3])) == [10, 20, 30]
+    assert log == [("start", 1), ("start", 2), ("outcome", 1), ("start", 3), ("outcome", 2), ("outcome", 3)]
+    # A consumer that stops early leaves no task running.
+    log.clear()
+    results = InlineEngine().map(fn, [1, 2, 3])
+    assert next(results) == 10
+    results.close()
+    assert log[-1] == ("cancel", 2)
+
+
+def test_ordered_writes_keep_order_and_raise_the_first_error():
+    done = []
+    with OrderedWrites(depth=2) as writes:
+        for i in range(20):
+            writes.submit(done.append, i)
+    assert done == list(range(20))
+
+    def fail(i):
+        if i == 3:
+            raise OSError("disk full")
+        done.append(i)
+
+    done.clear()
+    with pytest.raises(OSError, match="disk full"):
+        with OrderedWrites(depth=2) as writes:
+            for i in range(6):
+                writes.submit(fail, i)
+    assert done[:3] == [0, 1, 2]
+    inline = []
+    with OrderedWrites(inline=True) as writes:
+        writes.submit(inline.append, 1)
+        assert inline == [1]  # the sequential path writes at once

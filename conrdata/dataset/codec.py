@@ -84,7 +84,7 @@ def encode_udp(arr: np.ndarray, codec: str = "zlib", level: int = 6) -> bytes:
     dtype_str = dt.str.encode("ascii")
     channels = arr.shape[-1] if arr.ndim > 1 else 1
     u = arr.reshape(-1, channels).view(_UINT[dt.itemsize])
-    mask = np.any(u != 0, axis=1)
+    mask = _nonzero_pixels(arr.reshape(-1), u.shape[0])
     values = u[mask]  # (N, C) foreground values
     delta = np.diff(values.T, axis=1, prepend=np.zeros((channels, 1), values.dtype))  # wraps: exact
     shuffled = np.ascontiguousarray(np.ascontiguousarray(delta).view(np.uint8).reshape(-1, dt.itemsize).T)
@@ -93,6 +93,22 @@ def encode_udp(arr: np.ndarray, codec: str = "zlib", level: int = 6) -> bytes:
     header += struct.pack(f"<{arr.ndim}I", *arr.shape)
     header += struct.pack("<II", zlib.crc32(arr.reshape(-1).view(np.uint8)) & 0xFFFFFFFF, len(mask_block))
     return header + mask_block + _compress(shuffled.tobytes(), code, level)
+
+
+def _nonzero_pixels(flat: np.ndarray, pixels: int) -> np.ndarray:
+    """(pixels,) bool: pixels with any non-zero byte, from the array's C-order bytes; the pixel's bytes
+    are OR-ed as the widest words that tile them (a float32 RGBA pixel is two 64-bit words), which is
+    several times faster than ``np.any`` over the channels."""
+    raw = flat.view(np.uint8)
+    width = raw.size // pixels if pixels else 0
+    word = next((w for w in (8, 4, 2, 1) if width % w == 0), 1) if width else 1
+    words = raw.reshape(pixels, width).view(_UINT[word]) if pixels else raw.reshape(0, 1)
+    if words.shape[1] > 8:
+        return np.any(words != 0, axis=1)
+    acc = words[:, 0].copy()
+    for c in range(1, words.shape[1]):
+        acc |= words[:, c]
+    return acc != 0
 
 
 def decode_udp(data: bytes) -> np.ndarray:

@@ -175,12 +175,15 @@ def frame_points(
 ) -> Camera:
     """A camera looking from (yaw, pitch) that fits every point inside the image with ``margin``
     (a fraction of the half-size left free on each side), centred on the points' image-plane extent."""
-    pts = np.asarray(points, np.float64)
-    if len(pts) == 0:
+    points = np.asarray(points)
+    if len(points) == 0:
         raise ValueError("cannot frame an empty point set")
     if not 0 <= margin < 0.9:
         raise ValueError(f"margin must be in [0, 0.9), got {margin}")
-    lo, hi = pts.min(axis=0), pts.max(axis=0)
+    # The extremes in the points' own precision (exact), the rest in float64.
+    lo = points.min(axis=0).astype(np.float64)
+    hi = points.max(axis=0).astype(np.float64)
+    pts = points.astype(np.float64, copy=False)
     centre = (lo + hi) / 2
     back = orbit_direction(yaw_deg, pitch_deg)
     basis = look_at(centre + back, centre)[:3, :3]
@@ -188,9 +191,11 @@ def frame_points(
     rel = pts - centre
     x, y, z = rel @ right, rel @ up, rel @ back
     # Recentre on the image-plane extent so the margin is even on both sides.
-    centre = centre + right * (x.max() + x.min()) / 2 + up * (y.max() + y.min()) / 2
-    x = x - (x.max() + x.min()) / 2
-    y = y - (y.max() + y.min()) / 2
+    x_mid, y_mid = (x.max() + x.min()) / 2, (y.max() + y.min()) / 2
+    centre = centre + right * x_mid + up * y_mid
+    x = x - x_mid
+    y = y - y_mid
+    z_lo, z_hi = z.min(), z.max()
     aspect = width / height
     fill = 1.0 - margin
     radius = float(np.linalg.norm(rel, axis=1).max()) + 1e-6
@@ -199,14 +204,14 @@ def frame_points(
         tx = ty * aspect
         # A point at depth (d - z) stays inside when |x| <= tx (d - z) and |y| <= ty (d - z).
         dist = float(np.max(z + np.maximum(np.abs(x) / tx, np.abs(y) / ty)))
-        dist = max(dist, float(z.max()) + 0.1)
+        dist = max(dist, float(z_hi) + 0.1)
         cam = Camera(width, height, "perspective", yfov=math.radians(yfov_deg),
-                     znear=max(1e-3, (dist - z.max()) * 0.5), zfar=dist - z.min() + radius + 1.0)
+                     znear=max(1e-3, (dist - z_hi) * 0.5), zfar=dist - z_lo + radius + 1.0)
     else:
         half = max(float(np.abs(y).max()), float(np.abs(x).max()) / aspect) / fill
-        dist = float(z.max()) + radius + 1.0
+        dist = float(z_hi) + radius + 1.0
         cam = Camera(width, height, "orthographic", ortho_height=2 * max(half, 1e-6),
-                     znear=0.5, zfar=dist - z.min() + 1.0)
+                     znear=0.5, zfar=dist - z_lo + 1.0)
     cam.cam_to_world = look_at(centre + back * dist, centre)
     return cam
 

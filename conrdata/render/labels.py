@@ -374,15 +374,16 @@ def torn_share(udp: np.ndarray, camera, height: float, bind_a: np.ndarray, bind_
     segments (module docstring).
     """
     mask = np.zeros(udp.shape[:2], bool)
-    pix, pos = decode_udp_positions(udp, height)
-    if len(pos) > max_pixels:
-        stride = math.ceil(math.sqrt(len(pos) / max_pixels))
-        while True:
-            keep = (pix[:, 0] % stride == 0) & (pix[:, 1] % stride == 0)
-            if keep.sum() <= max_pixels:
-                break
+    foreground = udp[..., 3] > 0
+    stride, count = 1, int(np.count_nonzero(foreground))
+    if count > max_pixels:
+        stride = math.ceil(math.sqrt(count / max_pixels))
+        while np.count_nonzero(foreground[::stride, ::stride]) > max_pixels:
             stride += 1
-        pix, pos = pix[keep], pos[keep]
+    # Decoding only every stride-th row and column gives the same pixels, in the same order, as
+    # decoding all and keeping those.
+    pix, pos = decode_udp_positions(udp[::stride, ::stride], height)
+    pix *= stride
     if len(pos) == 0 or len(bind_a) == 0:
         return (0.0, mask) if return_mask else 0.0
     bind_a, bind_b = np.asarray(bind_a, np.float64), np.asarray(bind_b, np.float64)
@@ -407,8 +408,13 @@ def torn_share(udp: np.ndarray, camera, height: float, bind_a: np.ndarray, bind_
         ray_d = _ray_segments_distance(near, direction, posed_a[seg], posed_b[seg])
         agree = np.any(candidate & (ray_d <= bind_d + slack), axis=1)
         if posed_r is not None and k > 1:
-            agree |= _follows_a_blend(pos[sl], near, direction, seg, candidate, bind_a,
-                                      posed_a, np.asarray(posed_r, np.float64), slack)
+            # The blend test only for the pixels that no single segment explains (per pixel, so the
+            # result is that of testing all of them).
+            rest = np.flatnonzero(~agree)
+            if len(rest):
+                agree[rest] = _follows_a_blend(pos[sl][rest], near[rest], direction[rest], seg[rest],
+                                               candidate[rest], bind_a, posed_a,
+                                               np.asarray(posed_r, np.float64), slack)
         torn[sl] = ~agree
     mask[pix[:, 0], pix[:, 1]] = torn
     share = float(torn.mean())

@@ -9,7 +9,10 @@ results are what make the shards independent of the worker count.
 Worker processes keep per-process state (one GL context, caches) in module globals
 of the task's module; ``fn`` must create it lazily on first use.
 
-- :class:`InlineEngine`: the calling process (``--workers 1``).
+- :class:`InlineEngine`: the calling process (``--workers 1``). When ``fn`` carries
+  ``fn.start(task)``, returning a handle whose ``outcome()`` gives ``fn(task)``, it starts each
+  task before taking the previous one's outcome (a worker's background work on one task then
+  overlaps the next task; results stay in task order).
 - :class:`LocalEngine`: ``multiprocessing`` with the ``spawn`` start method, so every
   worker opens its own GL context from a clean interpreter (a GL context does not
   survive ``fork``).
@@ -39,8 +42,25 @@ class InlineEngine:
     workers = 1
 
     def map(self, fn: Callable[[Any], Any], tasks: Iterable[Any]) -> Iterator[Any]:
-        for task in tasks:
-            yield fn(task)
+        start = getattr(fn, "start", None)
+        if start is None:
+            for task in tasks:
+                yield fn(task)
+            return
+        # fn.start(task) begins a task and returns a handle whose outcome() finishes it: begin the
+        # next task before finishing this one, so its background work overlaps the next's.
+        running = None
+        try:
+            for task in tasks:
+                previous, running = running, start(task)
+                if previous is not None:
+                    yield previous.outcome()
+            if running is not None:
+                done, running = running, None
+                yield done.outcome()
+        finally:
+            if running is not None:  # the consumer stopped early: let the task's background work end
+                running.cancel()
 
     def close(self) -> None:
         pass

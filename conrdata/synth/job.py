@@ -37,6 +37,7 @@ import json
 import time
 import traceback
 from collections import OrderedDict
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -76,12 +77,14 @@ class SynthConfig:
     max_shard_clips: int = 1000
     max_torn: float = 0.02
     # How a worker runs, not what it makes (left out of content()): label and encode each image on a
-    # thread pool while the next renders (False: the sequential path, synchronous read-back); skin in
-    # the vertex shader (False: the numpy reference); encoder threads per worker (0: the default of
-    # conrdata.synth.pipeline).
+    # thread pool while the next renders, with one BLAS thread (False: the sequential path,
+    # synchronous read-back); skin in the vertex shader (False: the numpy reference); encoder threads
+    # per worker (0: the default of conrdata.synth.pipeline); pose each pose once for all its views
+    # (False: once per image, as before).
     overlap: bool = True
     gpu_skinning: bool = True
     encode_threads: int = 0
+    reuse_poses: bool = True
 
     def __post_init__(self) -> None:
         if self.poses_per_character < 1 or self.views < 1 or self.images_per_clip < 1:
@@ -218,8 +221,12 @@ def make_tasks(characters: list[tuple[str, Path]], config: SynthConfig, num_pose
 
 # --- worker --------------------------------------------------------------------------------------
 
-_WORKER: dict = {"raster": None, "characters": OrderedDict(), "libraries": {}}
+_WORKER: dict = {"raster": None, "characters": OrderedDict(), "libraries": {}, "posed": OrderedDict(),
+                 "posed_bytes": 0}
 _CHARACTER_CACHE = 4
+# Posed meshes kept per worker, so the views of one pose (clips v00, v01, ... of the same poses) pose
+# the character once. Bounded by the bytes of their per-pose arrays.
+POSED_CACHE_BYTES = 256 << 20
 
 
 def _rasterizer(size: int):
@@ -289,16 +296,50 @@ def _character(task: ClipTask):
     return entry
 
 
+def posed_mesh(rig, landmarks, rotations, translation, config: SynthConfig, key: str, pose_index: int):
+    """:func:`conrdata.render.scene.mesh_from_rig` of one pose of a loaded character, through the
+    worker's cache of posed meshes (the pose evaluator is a pure function of the pose, so a cached
+    mesh is the one posing again would make). ``key`` is the character load's mesh key."""
+    from conrdata.render.scene import mesh_from_rig
+
+    if not config.reuse_poses:
+        return mesh_from_rig(rig, rotations, translation, landmarks=landmarks, key=key,
+                             gpu_skinning=config.gpu_skinning)
+    cache: OrderedDict = _WORKER["posed"]
+    ckey = (key, int(pose_index), bool(config.gpu_skinning))
+    entry = cache.get(ckey)
+    if entry is not None:
+        cache.move_to_end(ckey)
+        return entry[0]
+    mesh = mesh_from_rig(rig, rotations, translation, landmarks=landmarks, key=key,
+                         gpu_skinning=config.gpu_skinning)
+    size = _posed_bytes(mesh)
+    if size <= POSED_CACHE_BYTES:
+        cache[ckey] = (mesh, size)
+        _WORKER["posed_bytes"] += size
+        while _WORKER["posed_bytes"] > POSED_CACHE_BYTES:
+            _WORKER["posed_bytes"] -= cache.popitem(last=False)[1][1]
+    return mesh
+
+
+def _posed_bytes(mesh) -> int:
+    arrays = [mesh.positions, mesh.normals, mesh.bone_world_r, mesh.bone_world_t,
+              None if mesh.skin is None else mesh.skin.matrices]
+    return sum(a.nbytes for a in arrays if a is not None)
+
+
 def render_view(rig, landmarks, rotations, translation, rng, config: SynthConfig, raster, key=None,
-                *, pending: bool = False):
+                *, pending: bool = False, mesh=None):
     """Pose, frame and render one image. Returns (RenderResult, Camera, view dict, DrawMesh);
     ``pending=True`` returns the :class:`~conrdata.render.gl_rasterizer.PendingRender` in place of the
-    result (its read-back not waited for yet)."""
+    result (its read-back not waited for yet). ``mesh``: the pose already posed
+    (:func:`posed_mesh`); ``rotations`` and ``translation`` are then not used."""
     from conrdata.render.camera import frame_points, random_view
     from conrdata.render.scene import mesh_from_rig
 
-    mesh = mesh_from_rig(rig, rotations, translation, landmarks=landmarks, key=key,
-                         gpu_skinning=config.gpu_skinning)
+    if mesh is None:
+        mesh = mesh_from_rig(rig, rotations, translation, landmarks=landmarks, key=key,
+                             gpu_skinning=config.gpu_skinning)
     view = random_view(rng, config.yaw_range, config.pitch_range, config.yfov_range)
     ortho_draw = float(rng.random())
     projection = config.projection
@@ -315,12 +356,23 @@ def render_view(rig, landmarks, rotations, translation, rng, config: SynthConfig
 
 def render_clip(task: ClipTask) -> ClipOutcome:
     """Worker entry point: render one clip. Never raises; failures come back as ``error``."""
-    from conrdata.dataset import Clip, ClipImage
+    return start_clip(task).outcome()
+
+
+def start_clip(task: ClipTask) -> ClipInFlight:
+    """Render one clip's views and hand their labels and encoding to the worker's thread pool;
+    ``.outcome()`` on the returned object waits for them and gives :func:`render_clip`'s result. An
+    engine running tasks in its own process (:class:`~conrdata.synth.engines.InlineEngine`) starts
+    the next clip before taking this one's outcome, so the pool's tail of one clip overlaps the
+    rendering of the next. Never raises."""
+    from conrdata.dataset import ClipImage
     from conrdata.render.labels import image_labels
     from conrdata.synth.pipeline import ImageStage
 
     start = time.perf_counter()
     cfg = task.config
+    if cfg.overlap:
+        _limit_blas_threads()
     # With cfg.overlap each image's labels, torn gate and encoding run on the worker's thread pool
     # while the next view renders (otherwise inline); results come back in pose order (same bytes).
     stage = ImageStage(cfg.overlap, task.udp_codec, cfg.encode_threads)
@@ -344,31 +396,78 @@ def render_clip(task: ClipTask) -> ClipOutcome:
             queued = None
             if p is not None:
                 rng = np.random.default_rng(derive_seed(cfg.seed, "view", task.character_id, p, task.view))
-                queued = (p, *render_view(rig, landmarks, local[p], trans[p], rng, cfg, raster, key=mesh_key,
-                                          pending=True))
+                mesh = posed_mesh(rig, landmarks, local[p], trans[p], cfg, mesh_key, p)
+                queued = (p, *render_view(rig, landmarks, None, None, rng, cfg, raster, key=mesh_key,
+                                          pending=True, mesh=mesh))
             if ahead is not None:
                 q, pending, camera, view, mesh = ahead
                 stage.submit(finish, q, pending.result(), camera, view, mesh)
             ahead = queued
-        images, refused = stage.collect()
-        info = _character_info(rig, task)
-        if not images:
-            return ClipOutcome(task, None, info, None, time.perf_counter() - start, refused)
-        meta = {"generator": "conrdata synth", "seed": cfg.seed, "resolution": cfg.resolution,
-                "shading": asdict(cfg.shading()), "height_m": round(rig.height(), 6)}
-        if refused:
-            meta["refused"] = refused
-        clip = Clip(task.character_id, task.clip_id, images, meta=meta)
-        encoded = stage.encode_clip(clip, task.split)
-        return ClipOutcome(task, encoded, info, None, time.perf_counter() - start, refused)
-    except UserError as err:
-        return ClipOutcome(task, None, {}, str(err), time.perf_counter() - start)
-    except Exception as err:  # a bug or an unreadable file: report it, keep the job going
-        where = traceback.extract_tb(err.__traceback__)[-1]
-        reason = f"{type(err).__name__}: {err} (at {Path(where.filename).name}:{where.lineno})"
-        return ClipOutcome(task, None, {}, reason, time.perf_counter() - start)
-    finally:
+        return ClipInFlight(task, start, stage, rig)
+    except Exception as err:
         stage.cancel()
+        return ClipInFlight(task, start, None, None, _failure(err))
+
+
+class ClipInFlight:
+    """A clip whose views are rendered and whose images may still be labelled and encoded on the
+    worker's pool (:func:`start_clip`)."""
+
+    def __init__(self, task: ClipTask, start: float, stage, rig, error: str | None = None):
+        self.task, self._start, self._stage, self._rig, self._error = task, start, stage, rig, error
+
+    def outcome(self) -> ClipOutcome:
+        """Wait for the clip's images and encode the clip for the writer. Never raises."""
+        from conrdata.dataset import Clip
+
+        task, cfg, rig = self.task, self.task.config, self._rig
+        if self._error is not None:
+            return ClipOutcome(task, None, {}, self._error, time.perf_counter() - self._start)
+        try:
+            images, refused = self._stage.collect()
+            info = _character_info(rig, task)
+            if not images:
+                return ClipOutcome(task, None, info, None, time.perf_counter() - self._start, refused)
+            meta = {"generator": "conrdata synth", "seed": cfg.seed, "resolution": cfg.resolution,
+                    "shading": asdict(cfg.shading()), "height_m": round(rig.height(), 6)}
+            if refused:
+                meta["refused"] = refused
+            clip = Clip(task.character_id, task.clip_id, images, meta=meta)
+            encoded = self._stage.encode_clip(clip, task.split)
+            return ClipOutcome(task, encoded, info, None, time.perf_counter() - self._start, refused)
+        except Exception as err:
+            return ClipOutcome(task, None, {}, _failure(err), time.perf_counter() - self._start)
+        finally:
+            self._stage.cancel()
+
+
+    def cancel(self) -> None:
+        """Drop the clip: wait for the images still on the pool, discard them."""
+        if self._stage is not None:
+            self._stage.cancel()
+
+
+render_clip.start = start_clip  # what InlineEngine.map uses to overlap one clip's tail with the next
+
+
+def _failure(err: Exception) -> str:
+    """The one-line reason a clip failed: a UserError's message, else the exception and where."""
+    if isinstance(err, UserError):
+        return str(err)
+    where = traceback.extract_tb(err.__traceback__)[-1]
+    return f"{type(err).__name__}: {err} (at {Path(where.filename).name}:{where.lineno})"
+
+
+def _limit_blas_threads() -> None:
+    """One BLAS thread in a worker: its small matrix products gain nothing from more, and OpenBLAS's
+    spinning threads take CPU from the raster and the encoder pool. Inside :func:`run_synth` the
+    limit is scoped to the job; a worker process keeps it for its life."""
+    if _WORKER.get("blas_scoped") or _WORKER.get("blas_limited"):
+        return
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="blas")
+    _WORKER["blas_limited"] = True
 
 
 def _source_name(rig, task: ClipTask) -> str:
@@ -417,6 +516,7 @@ def run_synth(
 
     from conrdata.dataset import DatasetWriter, clip_key
     from conrdata.synth.engines import InlineEngine
+    from conrdata.synth.pipeline import OrderedWrites
 
     engine = engine or InlineEngine()
     out_dir = Path(out_dir)
@@ -437,7 +537,8 @@ def run_synth(
         refused: dict[str, dict] = {}
         shares: list[float] = []
         total = sum(len(t.pose_indices) for t in tasks)
-        with tqdm(total=total, unit="img", desc="synth", disable=not progress, dynamic_ncols=True) as bar:
+        with tqdm(total=total, unit="img", desc="synth", disable=not progress, dynamic_ncols=True) as bar, \
+                _blas_scope(config.overlap), OrderedWrites(inline=not config.overlap) as writes:
             for outcome in engine.map(render_clip, tasks):
                 task = outcome.task
                 bar.update(len(task.pose_indices))
@@ -456,9 +557,8 @@ def run_synth(
                 report.render_seconds += outcome.seconds
                 if outcome.encoded is None:  # every image of the clip was refused
                     continue
-                writer.add_character(task.character_id, outcome.info)
                 key, members, record = outcome.encoded
-                writer.write_encoded(key, members, record)
+                writes.submit(_write_clip, writer, task.character_id, outcome.info, key, members, record)
                 report.clips_written += 1
                 report.images_written += len(record["images"])
                 shares += [im["torn_share"] for im in record["images"] if "torn_share" in im]
@@ -469,6 +569,27 @@ def run_synth(
     report.seconds = time.perf_counter() - start
     _write_report(out_dir, config, report)
     return report
+
+
+def _write_clip(writer, character_id: str, info: dict, key: str, members: list, record: dict) -> None:
+    writer.add_character(character_id, info)
+    writer.write_encoded(key, members, record)
+
+
+@contextmanager
+def _blas_scope(active: bool = True):
+    """One BLAS thread while a job runs in this process (see :func:`_limit_blas_threads`)."""
+    from threadpoolctl import threadpool_limits
+
+    if not active:
+        yield
+        return
+    _WORKER["blas_scoped"] = True
+    try:
+        with threadpool_limits(limits=1, user_api="blas"):
+            yield
+    finally:
+        _WORKER["blas_scoped"] = False
 
 
 def _count_refused(refused: dict[str, dict], report: SynthReport, task: ClipTask, images: list[dict],

@@ -10,11 +10,15 @@ pose order, so the clip and its bytes are exactly those of the sequential path:
 
 ``ImageStage(overlap=False)`` is the old sequential path (everything inline, then ``encode_clip``),
 kept as the reference and as the benchmark's switch.
+
+:class:`OrderedWrites` takes the writer's appends (tar members, hashes, file writes, which release
+the GIL) off the thread that renders, in the order they were handed over.
 """
 
 from __future__ import annotations
 
 import os
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 
@@ -122,3 +126,42 @@ def encode_clip_from_parts(
         if udp is not None:
             members.append((image_member(key, i, "udp"), udp))
     return key, members, record
+
+
+class OrderedWrites:
+    """Runs ``submit(fn, *args)`` calls one at a time on one background thread, in submission order,
+    with at most ``depth`` waiting (``submit`` blocks beyond that). ``inline=True`` runs each call at
+    once on the caller's thread (the sequential path). A call's exception is raised by a later
+    ``submit`` or by leaving the ``with`` block, which waits for every call."""
+
+    def __init__(self, inline: bool = False, depth: int = 2):
+        self.inline, self.depth = inline, depth
+        self._executor = None if inline else ThreadPoolExecutor(max_workers=1,
+                                                                thread_name_prefix="conr-write")
+        self._pending: deque[Future] = deque()
+
+    def submit(self, fn: Callable, *args) -> None:
+        if self.inline:
+            fn(*args)
+            return
+        while len(self._pending) >= self.depth:
+            self._pending.popleft().result()
+        self._pending.append(self._executor.submit(fn, *args))
+
+    def drain(self) -> None:
+        """Wait for every call; raise the first error."""
+        while self._pending:
+            self._pending.popleft().result()
+
+    def __enter__(self) -> OrderedWrites:
+        return self
+
+    def __exit__(self, exc_type, *exc) -> None:
+        try:
+            if exc_type is None:
+                self.drain()
+            else:  # already failing: let the queued writes end, keep the first error
+                wait(self._pending)
+        finally:
+            if self._executor is not None:
+                self._executor.shutdown(wait=True)
