@@ -443,7 +443,10 @@ def baseline_tree(ref: str, dest: str) -> str:
     archive = subprocess.run(["git", "-C", str(root), "archive", ref, "conrdata"], capture_output=True)
     if archive.returncode != 0:
         raise RuntimeError(archive.stderr.decode(errors="replace").strip() or f"git archive {ref} failed")
-    subprocess.run(["tar", "-x", "-C", dest], input=archive.stdout, check=True)
+    Path(dest).mkdir(parents=True, exist_ok=True)
+    unpack = subprocess.run(["tar", "-x", "-C", dest], input=archive.stdout, capture_output=True)
+    if unpack.returncode != 0:
+        raise RuntimeError(unpack.stderr.decode(errors="replace").strip() or "tar failed")
     return dest
 
 

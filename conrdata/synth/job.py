@@ -12,10 +12,14 @@ Shape of the job (img2dataset style: a reader makes tasks, workers render, one w
   image from (seed, character id, pose index, view index). So the output does not depend on
   the number of workers, the engine, or on which clips a resumed run still has to do.
 - **Workers** (:func:`render_clip`) keep one :class:`~conrdata.render.gl_rasterizer.GLRasterizer`
-  per process and a small cache of loaded characters and their poses. Inside a worker the GL
-  thread skins in the vertex shader and draws the next view while a small thread pool labels and
-  encodes the previous ones (:mod:`conrdata.synth.pipeline`); ``overlap=False`` and
-  ``gpu_skinning=False`` give the sequential, numpy-skinned reference path.
+  per process, a small cache of loaded characters and their poses, and a byte-bounded cache of
+  posed meshes (the views of one pose, in clips v00, v01, ..., pose it once). Inside a worker the
+  GL thread skins in the vertex shader and draws the next view while a small thread pool labels and
+  encodes the previous ones (:mod:`conrdata.synth.pipeline`), with one BLAS thread; in this process
+  (one worker) the next clip starts before the last one's images are collected
+  (:func:`start_clip`), and the writer's appends run on a thread of their own. ``overlap=False``,
+  ``gpu_skinning=False`` and ``reuse_poses=False`` give the sequential, numpy-skinned reference
+  path of before; every switch writes the same bytes.
 - **Writer.** Workers also encode their clip (PNG, compressed UDP) for the character's split, so
   the one :class:`conrdata.dataset.DatasetWriter` only appends bytes (``write_encoded``) and
   results cross process boundaries compressed. Results come back in task order; a rerun skips
