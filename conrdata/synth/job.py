@@ -306,19 +306,16 @@ def posed_mesh(rig, landmarks, rotations, translation, config: SynthConfig, key:
     mesh is the one posing again would make). ``key`` is the character load's mesh key."""
     from conrdata.render.scene import mesh_from_rig
 
-    if not config.reuse_poses:
-        return mesh_from_rig(rig, rotations, translation, landmarks=landmarks, key=key,
-                             gpu_skinning=config.gpu_skinning)
     cache: OrderedDict = _WORKER["posed"]
     ckey = (key, int(pose_index), bool(config.gpu_skinning))
-    entry = cache.get(ckey)
+    entry = cache.get(ckey) if config.reuse_poses else None
     if entry is not None:
         cache.move_to_end(ckey)
         return entry[0]
     mesh = mesh_from_rig(rig, rotations, translation, landmarks=landmarks, key=key,
                          gpu_skinning=config.gpu_skinning)
     size = _posed_bytes(mesh)
-    if size <= POSED_CACHE_BYTES:
+    if config.reuse_poses and size <= POSED_CACHE_BYTES:
         cache[ckey] = (mesh, size)
         _WORKER["posed_bytes"] += size
         while _WORKER["posed_bytes"] > POSED_CACHE_BYTES:
@@ -443,7 +440,6 @@ class ClipInFlight:
             return ClipOutcome(task, None, {}, _failure(err), time.perf_counter() - self._start)
         finally:
             self._stage.cancel()
-
 
     def cancel(self) -> None:
         """Drop the clip: wait for the images still on the pool, discard them."""
